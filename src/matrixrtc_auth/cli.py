@@ -1,0 +1,55 @@
+"""The ``matrixrtc-auth`` command: with no arguments (or ``serve``) it runs the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from matrixrtc_auth import __version__
+from matrixrtc_auth.config import Config, ConfigError
+from matrixrtc_auth.logs import setup_logging
+
+log = logging.getLogger("matrixrtc_auth")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="matrixrtc-auth",
+        description="MatrixRTC Authorization Service, configured by environment variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the service (the default)")
+    args = parser.parse_args(argv)
+
+    if args.command in (None, "serve"):
+        return run_service()
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def run_service() -> int:
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"matrixrtc-auth: configuration error: {exc}", file=sys.stderr)
+        return 1
+
+    setup_logging(config.log_level)
+    for warning in config.warnings:
+        log.warning(warning)
+    if config.skip_verify_tls:
+        log.warning(
+            "LIVEKIT_INSECURE_SKIP_VERIFY_TLS is on: TLS certificates of homeservers and "
+            "the SFU are NOT verified; anyone on the network path can impersonate them. "
+            "Use this for testing only."
+        )
+    log.info("matrixrtc-auth %s starting: %s", __version__, config.describe())
+
+    # Deferred import: configuration errors are reported before aiohttp loads.
+    from matrixrtc_auth.app import serve
+
+    return asyncio.run(serve(config))

@@ -1,0 +1,101 @@
+"""Middleware and signals shared by every endpoint.
+
+- ``matrix_errors`` gives each request an ID for the log, turns every failure
+  into a Matrix error body (one shape for all: ``{"errcode", "error"}``) and
+  logs refusals with their precise cause at WARNING; anything unexpected is
+  logged with its traceback and answered 500 ``M_UNKNOWN``.
+- ``add_cors_headers`` runs on every prepared response, errors included, so a
+  browser client can read why it was refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from matrixrtc_auth.errors import (
+    MatrixError,
+    MethodNotAllowed,
+    TooLarge,
+    Unknown,
+    Unrecognized,
+)
+from matrixrtc_auth.logs import fields, request_id
+
+log = logging.getLogger(__name__)
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": (
+        "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token"
+    ),
+}
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "-"
+
+
+@web.middleware
+async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request_id.set(uuid.uuid4().hex[:12])
+    started = time.monotonic()
+    try:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            raise TooLarge("The request body is too large") from None
+        except web.HTTPMethodNotAllowed as exc:
+            error = MethodNotAllowed(f"Method {request.method} is not allowed here")
+            return _error_response(
+                error, request, started, headers={"Allow": exc.headers.get("Allow", "")}
+            )
+        except web.HTTPNotFound:
+            raise Unrecognized("Unrecognized request") from None
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            raise MatrixError(exc.reason) from None
+    except MatrixError as error:
+        return _error_response(error, request, started)
+    except Exception:
+        log.exception("unexpected failure", extra=fields(method=request.method, path=request.path))
+        return _error_response(Unknown("Internal error"), request, started, logged=True)
+    finally:
+        request_id.reset(token)
+
+
+def _error_response(
+    error: MatrixError,
+    request: web.Request,
+    started: float,
+    *,
+    headers: dict[str, str] | None = None,
+    logged: bool = False,
+) -> web.Response:
+    response = web.json_response(error.body(), status=error.status, headers=headers)
+    if not logged:
+        # Refusals are the client's or a remote server's doing: WARNING, not ERROR.
+        level = logging.DEBUG if error.status in (404, 405) else logging.WARNING
+        log.log(
+            level,
+            "request refused",
+            extra=fields(
+                method=request.method,
+                path=request.path,
+                status=error.status,
+                client=client_address(request),
+                cause=error.log_cause,
+                elapsed_ms=round((time.monotonic() - started) * 1000),
+            ),
+        )
+    return response
+
+
+async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(CORS_HEADERS)

@@ -1,0 +1,1 @@
+"""Talking to Matrix homeservers: server names, discovery, federation, OpenID."""

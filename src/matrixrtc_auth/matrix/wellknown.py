@@ -1,0 +1,98 @@
+"""Fetching ``/.well-known/matrix/server`` and working out how long to trust it.
+
+The fetch never raises: any failure (unreachable, non-200, not JSON, no
+``m.server``, oversize) is an answer with no delegation, cached for an hour,
+after which discovery carries on with SRV and port 8448.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+
+import aiohttp
+
+from matrixrtc_auth.logs import fields
+from matrixrtc_auth.matrix.discovery import (
+    WELL_KNOWN_DEFAULT_TTL,
+    WELL_KNOWN_FAILURE_TTL,
+    WELL_KNOWN_MAX_TTL,
+    WellKnownAnswer,
+)
+from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
+
+log = logging.getLogger(__name__)
+
+WELL_KNOWN_TIMEOUT = 3.0
+WELL_KNOWN_MAX_BYTES = 16 * 1024
+MAX_REDIRECTS = 10
+# Shorter lifetimes would let a misconfigured server make every join refetch.
+WELL_KNOWN_MIN_TTL = 300.0
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+
+
+class HttpWellKnownFetcher:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float = WELL_KNOWN_TIMEOUT,
+        scheme: str = "https",
+    ) -> None:
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._scheme = scheme
+
+    async def fetch(self, hostname: str) -> WellKnownAnswer:
+        url = f"{self._scheme}://{hostname}/.well-known/matrix/server"
+        try:
+            async with self._session.get(
+                url, timeout=self._timeout, max_redirects=MAX_REDIRECTS
+            ) as resp:
+                if resp.status != 200:
+                    return self._failed(hostname, f"status {resp.status}")
+                body = await read_capped(resp, WELL_KNOWN_MAX_BYTES)
+                ttl = cache_ttl(resp.headers.get("Cache-Control"), resp.headers.get("Expires"))
+        except BodyTooLarge:
+            return self._failed(hostname, "body too large")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return self._failed(hostname, type(exc).__name__)
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return self._failed(hostname, "not JSON")
+        server = document.get("m.server") if isinstance(document, dict) else None
+        if not isinstance(server, str) or not server:
+            return self._failed(hostname, "no m.server")
+        log.debug("well-known delegation", extra=fields(server_name=hostname, cause=server))
+        return WellKnownAnswer(server, ttl)
+
+    @staticmethod
+    def _failed(hostname: str, cause: str) -> WellKnownAnswer:
+        log.debug("no usable well-known", extra=fields(server_name=hostname, cause=cause))
+        return WellKnownAnswer(None, WELL_KNOWN_FAILURE_TTL)
+
+
+def cache_ttl(cache_control: str | None, expires: str | None, now: float | None = None) -> float:
+    """Seconds to cache a well-known answer, from its response headers."""
+    ttl: float | None = None
+    if cache_control:
+        lowered = cache_control.lower()
+        if "no-store" in lowered or "no-cache" in lowered:
+            ttl = 0.0
+        elif match := _MAX_AGE.search(cache_control):
+            ttl = float(match.group(1))
+    if ttl is None and expires:
+        try:
+            when = email.utils.parsedate_to_datetime(expires).timestamp()
+        except (TypeError, ValueError):
+            when = None
+        if when is not None:
+            ttl = when - (time.time() if now is None else now)
+    if ttl is None:
+        ttl = WELL_KNOWN_DEFAULT_TTL
+    return min(max(ttl, WELL_KNOWN_MIN_TTL), WELL_KNOWN_MAX_TTL)

@@ -1,0 +1,1 @@
+"""Talking to the LiveKit SFU: names, access tokens and rooms."""

@@ -1,0 +1,98 @@
+"""Room management on the LiveKit SFU through the official RoomService client.
+
+One long-lived ``LiveKitAPI`` on a session owned by the application; each call
+has its own deadline so that a slow or dead SFU turns into a prompt 500 rather
+than a hanging join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import aiohttp
+from livekit import api
+from livekit.protocol.room import CreateRoomRequest, ListRoomsRequest
+
+from matrixrtc_auth.logs import fields
+from matrixrtc_auth.sfu.naming import LiveKitRoomAlias
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SFU_CALL_TIMEOUT = 2.0
+# Room parameters of PROTOCOL.md section 5: empty rooms linger 5 minutes, a
+# departed participant's slot 20 seconds; no participant cap.
+EMPTY_TIMEOUT_S = 300
+DEPARTURE_TIMEOUT_S = 20
+MAX_PARTICIPANTS = 0
+
+
+class SfuError(Exception):
+    """The SFU could not be reached or refused the call; ``cause`` says which."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class SfuRooms:
+    """Creates rooms and checks that they exist."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout: float = SFU_CALL_TIMEOUT,
+    ) -> None:
+        # Key, secret and URL always passed explicitly: the SDK would otherwise fall
+        # back to LIVEKIT_API_* variables, a second configuration source.
+        self._api = api.LiveKitAPI(url, api_key, api_secret, session=session, failover=False)
+        self._timeout = timeout
+
+    async def ensure_room(self, alias: LiveKitRoomAlias) -> None:
+        """Creates the room unless it exists (CreateRoom is idempotent); one retry."""
+        request = CreateRoomRequest(
+            name=alias,
+            empty_timeout=EMPTY_TIMEOUT_S,
+            departure_timeout=DEPARTURE_TIMEOUT_S,
+            max_participants=MAX_PARTICIPANTS,
+        )
+        try:
+            await self._call("CreateRoom", self._api.room.create_room(request))
+        except SfuError as first:
+            # A pooled connection the SFU already closed fails the first attempt;
+            # aiohttp drops it, so the retry goes out on a fresh one.
+            log.info(
+                "CreateRoom failed, retrying once", extra=fields(room=alias, cause=first.cause)
+            )
+            await self._call("CreateRoom", self._api.room.create_room(request))
+
+    async def room_exists(self, alias: LiveKitRoomAlias) -> bool:
+        response = await self._call(
+            "ListRooms", self._api.room.list_rooms(ListRoomsRequest(names=[alias]))
+        )
+        return any(room.name == alias for room in response.rooms)
+
+    async def _call(self, method: str, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await call
+        except TimeoutError:
+            raise SfuError(f"{method}: no answer within {self._timeout:g}s") from None
+        except api.ServerError as exc:
+            raise SfuError(f"{method}: SFU answered {exc.status} {exc.code}") from None
+        except aiohttp.ClientError as exc:
+            raise SfuError(f"{method}: {type(exc).__name__}: {_describe(exc)}") from None
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    # str() of some aiohttp errors embeds the request URL; the SFU URL carries no
+    # credentials, but keep the line short and free of query strings anyway.
+    text = str(exc).split("?", 1)[0]
+    return text[:200]
