@@ -320,7 +320,7 @@ _BIND_RE = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<
 
 
 def _split_bind(value: str) -> tuple[str | None, int]:
-    match = _BIND_RE.match(value)
+    match = _BIND_RE.fullmatch(value)
     if match is None:
         raise ConfigError("LIVEKIT_JWT_BIND must be host:port, :port or [ipv6]:port")
     host = match.group("v6") or match.group("host") or None

@@ -13,6 +13,8 @@ import trustme
 class TestCA:
     """A throwaway CA whose certificate is on disk, ready for ``SSL_CERT_FILE``."""
 
+    __test__ = False  # a test helper, not a test class
+
     ca: trustme.CA
     cert_file: Path
 

@@ -127,7 +127,7 @@ def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _device_id(body: dict[str, Any], key: str, *, prefix: str = "") -> str:
     value = _string(body, key, prefix=prefix)
-    if not _DEVICE_ID.match(value):
+    if not _DEVICE_ID.fullmatch(value):
         raise BadJson(f"Field {prefix}{key} has characters other than A-Z a-z 0-9 + / = _ - .")
     return value
 

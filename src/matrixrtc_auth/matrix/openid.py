@@ -72,7 +72,7 @@ def check_user_id(user_id: str, server_name: str) -> None:
     if len(user_id) > MAX_USER_ID_LENGTH or not user_id.startswith("@"):
         raise VerificationFailed("homeserver answered an invalid user ID")
     localpart, sep, domain = user_id[1:].partition(":")
-    if not sep or not _LOCALPART.match(localpart):
+    if not sep or not _LOCALPART.fullmatch(localpart):
         raise VerificationFailed("homeserver answered an invalid user ID")
     if domain != server_name:
         raise VerificationFailed(

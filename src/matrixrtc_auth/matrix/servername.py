@@ -55,13 +55,13 @@ def parse_server_name(value: str) -> ServerName:
 
     host, sep, port_text = value.partition(":")
     port = _parse_port(sep + port_text)
-    if _IPV4_SHAPE_RE.match(host):
+    if _IPV4_SHAPE_RE.fullmatch(host):
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
             raise InvalidServerName("bad IPv4 literal") from None
         return ServerName(value, host, port, is_ip=True)
-    if not _HOSTNAME_RE.match(host):
+    if not _HOSTNAME_RE.fullmatch(host):
         raise InvalidServerName("bad hostname")
     return ServerName(value, host, port, is_ip=False)
 
@@ -69,7 +69,7 @@ def parse_server_name(value: str) -> ServerName:
 def _parse_port(rest: str) -> int | None:
     if not rest:
         return None
-    if not rest.startswith(":") or not _PORT_RE.match(rest[1:]):
+    if not rest.startswith(":") or not _PORT_RE.fullmatch(rest[1:]):
         raise InvalidServerName("bad port")
     port = int(rest[1:])
     if not 0 < port < 65536:

@@ -41,14 +41,16 @@ class HttpWellKnownFetcher:
         session: aiohttp.ClientSession,
         *,
         timeout: float = WELL_KNOWN_TIMEOUT,
-        scheme: str = "https",
+        port: int = 443,
     ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._scheme = scheme
+        # Always 443 in service; tests serve the well-known on a free port.
+        self._port = port
 
     async def fetch(self, hostname: str) -> WellKnownAnswer:
-        url = f"{self._scheme}://{hostname}/.well-known/matrix/server"
+        authority = hostname if self._port == 443 else f"{hostname}:{self._port}"
+        url = f"https://{authority}/.well-known/matrix/server"
         try:
             async with self._session.get(
                 url, timeout=self._timeout, max_redirects=MAX_REDIRECTS
