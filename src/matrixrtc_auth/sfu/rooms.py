@@ -54,9 +54,22 @@ class SfuRooms:
         # back to LIVEKIT_API_* variables, a second configuration source.
         self._api = api.LiveKitAPI(url, api_key, api_secret, session=session, failover=False)
         self._timeout = timeout
+        self._creating: dict[LiveKitRoomAlias, asyncio.Task[None]] = {}
 
     async def ensure_room(self, alias: LiveKitRoomAlias) -> None:
-        """Creates the room unless it exists (CreateRoom is idempotent); one retry."""
+        """Creates the room unless it exists (CreateRoom is idempotent); one retry.
+
+        Concurrent calls for one room share a single CreateRoom: when a meeting
+        starts, everybody asks at once.
+        """
+        task = self._creating.get(alias)
+        if task is None:
+            task = asyncio.create_task(self._create(alias))
+            self._creating[alias] = task
+            task.add_done_callback(lambda _: self._creating.pop(alias, None))
+        await asyncio.shield(task)
+
+    async def _create(self, alias: LiveKitRoomAlias) -> None:
         request = CreateRoomRequest(
             name=alias,
             empty_timeout=EMPTY_TIMEOUT_S,
