@@ -1,9 +1,9 @@
 """Assembles the aiohttp application and serves it until SIGTERM or SIGINT.
 
 ``build_app`` wires routes, middleware and, in a cleanup context, the
-long-lived client sessions: one for federation requests, one for plain
-HTTPS lookups (well-known), one for the SFU. Sessions live as long as the
-application so that connections stay pooled across requests.
+long-lived clients: one session for federation requests, one for plain HTTPS
+lookups (well-known), one for the SFU, and Redis when configured. They live as
+long as the application so that connections stay pooled across requests.
 """
 
 from __future__ import annotations
@@ -14,19 +14,30 @@ import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
+import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from matrixrtc_auth import __version__
 from matrixrtc_auth.access import AccessPolicy
-from matrixrtc_auth.config import Config
+from matrixrtc_auth.config import Config, mask_url_password
+from matrixrtc_auth.duplicates import DuplicateChecker
 from matrixrtc_auth.http import handlers
 from matrixrtc_auth.http.middleware import add_cors_headers, matrix_errors
+from matrixrtc_auth.http.protocol import make_protocol
+from matrixrtc_auth.http.state import ISSUER, TRUSTED_PROXIES
+from matrixrtc_auth.identities import (
+    IdentityRegistry,
+    MemoryIdentityRegistry,
+    RedisIdentityRegistry,
+)
 from matrixrtc_auth.issuer import TokenIssuer
 from matrixrtc_auth.matrix.discovery import ServerDiscovery
 from matrixrtc_auth.matrix.federation import FederationClient
 from matrixrtc_auth.matrix.openid import OpenIDVerifier
 from matrixrtc_auth.matrix.srv import DnsSrvResolver
 from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher
+from matrixrtc_auth.netguard import NetworkGuard
 from matrixrtc_auth.sfu.rooms import SFU_CALL_TIMEOUT, SfuRooms
 from matrixrtc_auth.sfu.tokens import TokenMinter
 from matrixrtc_auth.tls import client_ssl_context
@@ -35,8 +46,8 @@ log = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("config", Config)
 MAX_BODY_BYTES = 3 * 1024
-KEEPALIVE_TIMEOUT = 5.0
 SHUTDOWN_TIMEOUT = 10.0
+REDIS_TIMEOUT = 3.0
 USER_AGENT = f"matrixrtc-auth/{__version__}"
 
 # (path, handler) for each token endpoint, aliases included.
@@ -48,9 +59,14 @@ _TOKEN_ROUTES = (
 _HEALTH_ROUTES = ("/healthz", "/livekit/healthz")
 
 
+class StartupError(Exception):
+    """A dependency the configuration names cannot be used; one line, no secrets."""
+
+
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[matrix_errors])
     app[CONFIG] = config
+    app[TRUSTED_PROXIES] = config.trusted_proxies
     for path, handler in _TOKEN_ROUTES:
         app.router.add_post(path, handler)
         app.router.add_route("OPTIONS", path, handlers.handle_preflight)
@@ -62,13 +78,18 @@ def build_app(config: Config) -> web.Application:
 
 
 def _session(
-    config: Config, *, limit_per_host: int, timeout: float | None = None, keepalive: float = 60.0
+    config: Config,
+    *,
+    limit_per_host: int,
+    timeout: float | None = None,
+    guard: NetworkGuard | None = None,
 ) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         ssl=client_ssl_context(config),
+        resolver=guard.resolver() if guard is not None else None,
         limit=256,
         limit_per_host=limit_per_host,
-        keepalive_timeout=keepalive,
+        keepalive_timeout=60.0,
         ttl_dns_cache=60,
     )
     return aiohttp.ClientSession(
@@ -79,26 +100,62 @@ def _session(
     )
 
 
+async def _connect_redis(url: str) -> aioredis.Redis:
+    client = aioredis.from_url(
+        url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+    )
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        raise StartupError(
+            f"LIVEKIT_REDIS_URL: cannot reach Redis at {mask_url_password(url)} "
+            f"({type(exc).__name__})"
+        ) from None
+    log.info("connected to Redis at %s", mask_url_password(url))
+    return client
+
+
 async def _clients(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    federation_session = _session(config, limit_per_host=16)
-    web_session = _session(config, limit_per_host=4)
+    redis_client = await _connect_redis(config.redis_url) if config.redis_url else None
+    # The guard protects calls whose targets clients choose; the SFU is the operator's.
+    guard = NetworkGuard(config.public_facing)
+    federation_session = _session(config, limit_per_host=16, guard=guard)
+    web_session = _session(config, limit_per_host=4, guard=guard)
     sfu_session = _session(config, limit_per_host=32, timeout=SFU_CALL_TIMEOUT)
     try:
-        discovery = ServerDiscovery(HttpWellKnownFetcher(web_session), DnsSrvResolver())
-        app[handlers.ISSUER] = TokenIssuer(
+        discovery = ServerDiscovery(HttpWellKnownFetcher(web_session, guard), DnsSrvResolver())
+        rooms = SfuRooms(
+            sfu_session, config.livekit_url, config.livekit_key, config.livekit_secret
+        )
+        registry: IdentityRegistry | None = None
+        duplicates: DuplicateChecker | None = None
+        if config.tracks_identities:
+            registry = (
+                RedisIdentityRegistry(redis_client) if redis_client else MemoryIdentityRegistry()
+            )
+            duplicates = DuplicateChecker(
+                rooms,
+                registry,
+                same_device=config.block_same_device,
+                same_user=config.block_same_user_devices,
+            )
+        app[ISSUER] = TokenIssuer(
             livekit_url=config.livekit_url,
             policy=AccessPolicy(config),
-            verifier=OpenIDVerifier(FederationClient(federation_session, discovery)),
-            rooms=SfuRooms(
-                sfu_session, config.livekit_url, config.livekit_key, config.livekit_secret
-            ),
+            verifier=OpenIDVerifier(FederationClient(federation_session, discovery, guard)),
+            rooms=rooms,
             minter=TokenMinter(config.livekit_key, config.livekit_secret),
+            duplicates=duplicates,
+            registry=registry,
         )
         yield
     finally:
         for session in (federation_session, web_session, sfu_session):
             await session.close()
+        if redis_client is not None:
+            await redis_client.aclose()
 
 
 async def serve(config: Config) -> int:
@@ -107,30 +164,38 @@ async def serve(config: Config) -> int:
         build_app(config),
         access_log=None,
         handle_signals=False,
-        keepalive_timeout=KEEPALIVE_TIMEOUT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
-    await runner.setup()
-    site = web.TCPSite(runner, config.bind_host, config.bind_port)
     try:
-        await site.start()
-    except OSError as exc:
-        log.error(
-            "cannot listen on %s:%s: %s",
-            config.bind_host or "*",
+        await runner.setup()
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        await runner.cleanup()
+        return 1
+
+    loop = asyncio.get_running_loop()
+    server = runner.server
+    assert server is not None
+    where = f"{config.bind_host or '*'}:{config.bind_port}"
+    try:
+        listener = await loop.create_server(
+            lambda: make_protocol(server, loop),
+            config.bind_host,
             config.bind_port,
-            exc.strerror or exc,
+            reuse_address=True,
         )
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", where, exc.strerror or exc)
         await runner.cleanup()
         return 1
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info("listening on %s:%s", config.bind_host or "*", config.bind_port)
+    log.info("listening on %s", where)
     await stop.wait()
     log.info("shutting down: finishing requests in flight")
+    listener.close()
     await runner.cleanup()
     log.info("stopped")
     return 0

@@ -14,13 +14,16 @@ message never contains a secret.
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from matrixrtc_auth.matrix.servername import InvalidServerName, parse_server_name
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SKIP_VERIFY_CONFIRMATION = "YES_I_KNOW_WHAT_I_AM_DOING"
 DEFAULT_BIND = ":8080"
@@ -52,8 +55,17 @@ KNOWN_VARIABLES = frozenset(
         "LIVEKIT_INSECURE_SKIP_VERIFY_TLS",
         "LIVEKIT_LOG_LEVEL",
         "LIVEKIT_DEBUG",
+        "LIVEKIT_ALLOWED_HOMESERVERS",
+        "LIVEKIT_BLOCKED_HOMESERVERS",
+        "LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS",
+        "LIVEKIT_BLOCK_SAME_DEVICE_DUPLICATE",
+        "LIVEKIT_BLOCK_SAME_USER_MULTIPLE_DEVICES",
+        "LIVEKIT_IS_PUBLIC_FACING",
+        "LIVEKIT_REDIS_URL",
+        "LIVEKIT_TRUSTED_PROXIES",
     }
 )
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128"
 _WATCHED_PREFIXES = ("LIVEKIT_", "MATRIX_")
 
 
@@ -77,6 +89,18 @@ class Config:
     skip_verify_tls: bool = False
     ssl_cert_file: str | None = None
     log_level: str = "INFO"
+    # Access lists (section 5); empty means "no such list".
+    allowed_homeservers: frozenset[str] = frozenset()
+    blocked_homeservers: frozenset[str] = frozenset()
+    block_restricted: bool = False
+    # Duplicate session prevention (section 6).
+    block_same_device: bool = False
+    block_same_user_devices: bool = False
+    # SSRF guard for outgoing calls to homeservers (section 7.1).
+    public_facing: bool = False
+    redis_url: str | None = field(default=None, repr=False)
+    # Peers whose X-Forwarded-For / X-Real-IP / CF-Connecting-IP are believed.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # Warnings found while parsing; logged once logging is set up.
     warnings: tuple[str, ...] = ()
 
@@ -89,20 +113,44 @@ class Config:
             return True
         return server_name.lower() in self.full_access_homeservers
 
+    @property
+    def tracks_identities(self) -> bool:
+        """Whether issued identities must be remembered for duplicate checks."""
+        return self.block_same_device or self.block_same_user_devices
+
     def describe(self) -> str:
         """The effective configuration as one log-friendly line, secrets masked."""
-        full = (
-            "*"
-            if self.full_access_homeservers is None
-            else ",".join(sorted(self.full_access_homeservers))
-        )
+        full_access = self.full_access_homeservers
+        full = "*" if full_access is None else _names(full_access)
         bind = f"{self.bind_host or '*'}:{self.bind_port}"
+        redis = mask_url_password(self.redis_url) if self.redis_url else "-"
+        proxies = ",".join(str(n) for n in self.trusted_proxies) or "-"
         return (
             f"livekit_url={self.livekit_url} livekit_key={self.livekit_key} "
             f"livekit_secret=*** credentials_from={self.credentials_source} bind={bind} "
-            f"full_access_homeservers={full} skip_verify_tls={self.skip_verify_tls} "
+            f"full_access_homeservers={full} "
+            f"allowed_homeservers={_names(self.allowed_homeservers)} "
+            f"blocked_homeservers={_names(self.blocked_homeservers)} "
+            f"block_restricted={self.block_restricted} "
+            f"block_same_device={self.block_same_device} "
+            f"block_same_user_devices={self.block_same_user_devices} "
+            f"public_facing={self.public_facing} redis={redis} trusted_proxies={proxies} "
+            f"skip_verify_tls={self.skip_verify_tls} "
             f"ssl_cert_file={self.ssl_cert_file or '-'} log_level={self.log_level}"
         )
+
+
+def _names(servers: frozenset[str]) -> str:
+    return ",".join(sorted(servers)) or "-"
+
+
+def mask_url_password(url: str) -> str:
+    """The URL with any password replaced by ***, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def clean_value(raw: str) -> str:
@@ -152,7 +200,7 @@ class _Parser:
         url = self.livekit_url()
         key, secret, source = self.credentials()
         host, port = self.bind()
-        return Config(
+        config = Config(
             livekit_url=url,
             livekit_key=key,
             livekit_secret=secret,
@@ -163,8 +211,52 @@ class _Parser:
             skip_verify_tls=self.skip_verify(),
             ssl_cert_file=self.ssl_cert_file(),
             log_level=self.log_level(),
-            warnings=tuple(self.warnings),
+            allowed_homeservers=self.optional_list("LIVEKIT_ALLOWED_HOMESERVERS"),
+            blocked_homeservers=self.optional_list("LIVEKIT_BLOCKED_HOMESERVERS"),
+            block_restricted=self.boolean("LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS"),
+            block_same_device=self.boolean("LIVEKIT_BLOCK_SAME_DEVICE_DUPLICATE"),
+            block_same_user_devices=self.boolean("LIVEKIT_BLOCK_SAME_USER_MULTIPLE_DEVICES"),
+            public_facing=self.boolean("LIVEKIT_IS_PUBLIC_FACING"),
+            redis_url=self.redis_url(),
+            trusted_proxies=self.trusted_proxies(),
         )
+        check_access_lists(config, self.warnings)
+        return replace(config, warnings=tuple(self.warnings))
+
+    def optional_list(self, name: str) -> frozenset[str]:
+        value = self.get(name)
+        if value is None:
+            return frozenset()
+        servers = parse_server_list(name, value)
+        if "*" in servers:
+            raise ConfigError(f"{name}: '*' is not allowed here; name the servers")
+        return servers
+
+    def redis_url(self) -> str | None:
+        url = self.get("LIVEKIT_REDIS_URL")
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ConfigError("LIVEKIT_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        return url
+
+    def trusted_proxies(self) -> tuple[IPNetwork, ...]:
+        value = self.get("LIVEKIT_TRUSTED_PROXIES")
+        if value is None:
+            value = DEFAULT_TRUSTED_PROXIES
+        networks: list[IPNetwork] = []
+        for item in value.split(","):
+            entry = clean_value(item)
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"LIVEKIT_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+                ) from None
+        return tuple(networks)
 
     def check_unknown(self) -> None:
         for name in sorted(self.env):
@@ -296,6 +388,50 @@ class _Parser:
             return _LOG_LEVELS[value.lower()]
         except KeyError:
             raise ConfigError("LIVEKIT_LOG_LEVEL must be debug, info, warn or error") from None
+
+
+def check_access_lists(config: Config, warnings: list[str]) -> None:
+    """The start-up refusals and warnings of section 5, each naming the way out."""
+    allowed, blocked = config.allowed_homeservers, config.blocked_homeservers
+    full = config.full_access_homeservers
+    both = allowed & blocked
+    if both:
+        raise ConfigError(
+            f"LIVEKIT_ALLOWED_HOMESERVERS and LIVEKIT_BLOCKED_HOMESERVERS both name "
+            f"{_names(both)}; remove them from one list (with an allow list, servers not on "
+            "it are refused anyway, so the block list can usually go)"
+        )
+    full_and_blocked = (full or frozenset()) & blocked
+    if full_and_blocked:
+        raise ConfigError(
+            f"LIVEKIT_FULL_ACCESS_HOMESERVERS and LIVEKIT_BLOCKED_HOMESERVERS both name "
+            f"{_names(full_and_blocked)}; remove them from one of the two lists"
+        )
+    if config.block_restricted and full is not None:
+        restricted_allowed = allowed - full
+        if restricted_allowed:
+            raise ConfigError(
+                "LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS=true refuses every server not in "
+                "LIVEKIT_FULL_ACCESS_HOMESERVERS, but LIVEKIT_ALLOWED_HOMESERVERS also names "
+                f"{_names(restricted_allowed)}; add them to LIVEKIT_FULL_ACCESS_HOMESERVERS, "
+                "remove them from the allow list, or set "
+                "LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS=false"
+            )
+    if blocked and allowed:
+        warnings.append(
+            "LIVEKIT_BLOCKED_HOMESERVERS has no effect next to LIVEKIT_ALLOWED_HOMESERVERS: "
+            "only allowed servers get in; drop the block list"
+        )
+    elif blocked and config.block_restricted:
+        warnings.append(
+            "LIVEKIT_BLOCKED_HOMESERVERS has no effect with "
+            "LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS=true: only full-access servers get in"
+        )
+    if config.block_restricted and full is None:
+        warnings.append(
+            "LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS=true has no effect while every homeserver "
+            "has full access (LIVEKIT_FULL_ACCESS_HOMESERVERS is '*')"
+        )
 
 
 def parse_server_list(name: str, value: str) -> frozenset[str]:

@@ -73,3 +73,18 @@ class Unknown(MatrixError):
 class ShuttingDown(MatrixError):
     status = 503
     errcode = "M_UNKNOWN"
+
+
+class DuplicateSession(MatrixError):
+    status = 409
+    errcode = "M_DUPLICATE_SESSION"
+
+
+class RequestTimeout(MatrixError):
+    status = 408
+    errcode = "M_UNKNOWN"
+
+
+class HeadersTooLarge(MatrixError):
+    status = 431
+    errcode = "M_TOO_LARGE"

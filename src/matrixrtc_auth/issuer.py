@@ -1,4 +1,4 @@
-"""The token flow: verify the user, apply the access tier, prepare the room, sign.
+"""The token flow: admit, verify the user, prepare the room, check duplicates, sign.
 
 This is the heart of ``/sfu/get`` and ``/get_token``; the handlers only parse
 and answer. Each refusal is a ``MatrixError`` whose client message stays
@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from matrixrtc_auth.access import AccessPolicy, Tier
+from matrixrtc_auth.duplicates import DuplicateChecker
 from matrixrtc_auth.errors import NotFound, Unauthorized, Unknown
 from matrixrtc_auth.http.requests import JoinRequest
+from matrixrtc_auth.identities import IdentityRegistry, Owner
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.openid import OpenIDVerifier, VerificationFailed
 from matrixrtc_auth.sfu.naming import (
@@ -41,16 +43,21 @@ class TokenIssuer:
         verifier: OpenIDVerifier,
         rooms: SfuRooms,
         minter: TokenMinter,
+        duplicates: DuplicateChecker | None = None,
+        registry: IdentityRegistry | None = None,
     ) -> None:
         self._livekit_url = livekit_url
         self._policy = policy
         self._verifier = verifier
         self._rooms = rooms
         self._minter = minter
+        # Both set when duplicate prevention is on, neither otherwise.
+        self._duplicates = duplicates
+        self._registry = registry
 
     async def issue(self, join: JoinRequest, client: str) -> IssuedToken:
         server = join.server
-        tier = self._policy.tier(server.original)
+        tier = self._policy.admit(server.original)
 
         try:
             user_id = await self._verifier.verify(server, join.openid.access_token)
@@ -82,11 +89,20 @@ class TokenIssuer:
         except SfuError as exc:
             raise Unknown("The LiveKit SFU is unavailable", log_cause=exc.cause) from None
 
+        if self._duplicates is not None:
+            await self._duplicates.check(alias, user_id, join.device_id)
+
         jwt = self._minter.mint(identity, alias)
+        if self._registry is not None and join.member_id is not None:
+            await self._registry.remember(identity, Owner(user_id, join.device_id))
         log.info(
             "token issued",
             extra=fields(
-                matrix_id=user_id, tier=tier.value, room=alias, lk_identity=identity, client=client
+                matrix_id=user_id,
+                tier=tier.value,
+                room=alias,
+                lk_identity=identity,
+                client=client,
             ),
         )
         return IssuedToken(self._livekit_url, jwt)

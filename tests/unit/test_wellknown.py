@@ -12,6 +12,7 @@ from aiohttp import web
 
 from matrixrtc_auth.matrix.discovery import WELL_KNOWN_FAILURE_TTL
 from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher, cache_ttl
+from matrixrtc_auth.netguard import NetworkGuard
 from tests.support.tls import TestCA
 
 Handler = Callable[[web.Request], web.StreamResponse]
@@ -37,7 +38,7 @@ async def serve_well_known(test_ca: TestCA) -> AsyncIterator[Callable[..., objec
         connector = aiohttp.TCPConnector(ssl=test_ca.client_context())
         session = aiohttp.ClientSession(connector=connector)
         sessions.append(session)
-        return HttpWellKnownFetcher(session, port=port, timeout=1.0)
+        return HttpWellKnownFetcher(session, NetworkGuard(False), port=port, timeout=1.0)
 
     yield start
     for session in sessions:
@@ -106,7 +107,7 @@ async def test_unreachable_server_means_no_delegation(test_ca: TestCA) -> None:
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=ssl.create_default_context())
     ) as session:
-        fetcher = HttpWellKnownFetcher(session, port=free_port(), timeout=1.0)
+        fetcher = HttpWellKnownFetcher(session, NetworkGuard(False), port=free_port(), timeout=1.0)
         assert (await fetcher.fetch("127.0.0.1")).server is None
 
 

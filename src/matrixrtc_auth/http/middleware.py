@@ -18,12 +18,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from matrixrtc_auth.errors import (
+    HeadersTooLarge,
     MatrixError,
     MethodNotAllowed,
     TooLarge,
     Unknown,
     Unrecognized,
 )
+from matrixrtc_auth.http.clientip import client_address
+from matrixrtc_auth.http.state import TRUSTED_PROXIES
 from matrixrtc_auth.logs import fields, request_id
 
 log = logging.getLogger(__name__)
@@ -37,8 +40,17 @@ CORS_HEADERS = {
 }
 
 
-def client_address(request: web.Request) -> str:
-    return request.remote or "-"
+MAX_HEADER_BYTES = 8 * 1024
+_CLIENT = "matrixrtc_auth.client"
+
+
+def request_client(request: web.Request) -> str:
+    """The client address for logs (see ``clientip.py``), worked out once per request."""
+    client = request.get(_CLIENT)
+    if not isinstance(client, str):
+        client = client_address(request, request.app.get(TRUSTED_PROXIES, ()))
+        request[_CLIENT] = client
+    return client
 
 
 @web.middleware
@@ -47,6 +59,11 @@ async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamRes
     started = time.monotonic()
     try:
         try:
+            header_bytes = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+            if header_bytes > MAX_HEADER_BYTES:
+                raise HeadersTooLarge(
+                    "Request headers are too large", log_cause=f"{header_bytes} bytes of headers"
+                )
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
             raise TooLarge("The request body is too large") from None
@@ -89,7 +106,7 @@ def _error_response(
                 method=request.method,
                 path=request.path,
                 status=error.status,
-                client=client_address(request),
+                client=request_client(request),
                 cause=error.log_cause,
                 elapsed_ms=round((time.monotonic() - started) * 1000),
             ),

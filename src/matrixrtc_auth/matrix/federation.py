@@ -18,6 +18,7 @@ import aiohttp
 from matrixrtc_auth.matrix.discovery import ServerDiscovery
 from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
 from matrixrtc_auth.matrix.servername import ServerName
+from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,16 @@ class FederationError(Exception):
 
 
 class FederationClient:
-    def __init__(self, session: aiohttp.ClientSession, discovery: ServerDiscovery) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        discovery: ServerDiscovery,
+        guard: NetworkGuard,
+    ) -> None:
+        # The session's resolver must come from the same guard (see netguard.py).
         self._session = session
         self._discovery = discovery
+        self._guard = guard
 
     async def get(
         self,
@@ -45,7 +53,13 @@ class FederationClient:
         max_bytes: int,
     ) -> tuple[int, bytes]:
         """GETs ``path`` from ``server``; returns status and body (at most ``max_bytes``)."""
+        if self._guard.enabled and server.is_ip:
+            raise FederationError("IP-literal server names are refused (LIVEKIT_IS_PUBLIC_FACING)")
         destination = await self._discovery.resolve(server)
+        try:
+            self._guard.check_host(destination.host)
+        except BlockedAddress as exc:
+            raise FederationError(f"refused by the SSRF guard: {exc}") from None
         server_hostname = (
             destination.tls_name if destination.tls_name != destination.host else None
         )
@@ -76,6 +90,8 @@ class FederationClient:
             except aiohttp.ClientSSLError as exc:
                 raise FederationError(f"TLS failure: {type(exc).__name__}") from None
             except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, BlockedAddress):
+                    raise FederationError(f"refused by the SSRF guard: {exc.os_error}") from None
                 reason = exc.os_error.strerror or type(exc.os_error).__name__
                 raise FederationError(
                     f"cannot connect to {destination.host}:{destination.port}: {reason}"

@@ -7,6 +7,7 @@ after which discovery carries on with SRV and port 8448.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -14,6 +15,7 @@ import re
 import time
 
 import aiohttp
+from yarl import URL
 
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.discovery import (
@@ -23,44 +25,56 @@ from matrixrtc_auth.matrix.discovery import (
     WellKnownAnswer,
 )
 from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
+from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
 log = logging.getLogger(__name__)
 
 WELL_KNOWN_TIMEOUT = 3.0
 WELL_KNOWN_MAX_BYTES = 16 * 1024
 MAX_REDIRECTS = 10
+WELL_KNOWN_PATH = "/.well-known/matrix/server"
 # Shorter lifetimes would let a misconfigured server make every join refetch.
 WELL_KNOWN_MIN_TTL = 300.0
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 
+class _Unusable(Exception):
+    """The well-known could not be used; the message says why."""
+
+
 class HttpWellKnownFetcher:
     def __init__(
         self,
         session: aiohttp.ClientSession,
+        guard: NetworkGuard,
         *,
         timeout: float = WELL_KNOWN_TIMEOUT,
         port: int = 443,
     ) -> None:
+        # The session's resolver must come from the same guard (see netguard.py).
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._guard = guard
+        self._timeout = timeout
         # Always 443 in service; tests serve the well-known on a free port.
         self._port = port
 
     async def fetch(self, hostname: str) -> WellKnownAnswer:
         authority = hostname if self._port == 443 else f"{hostname}:{self._port}"
-        url = f"https://{authority}/.well-known/matrix/server"
         try:
-            async with self._session.get(
-                url, timeout=self._timeout, max_redirects=MAX_REDIRECTS
-            ) as resp:
-                if resp.status != 200:
-                    return self._failed(hostname, f"status {resp.status}")
-                body = await read_capped(resp, WELL_KNOWN_MAX_BYTES)
-                ttl = cache_ttl(resp.headers.get("Cache-Control"), resp.headers.get("Expires"))
+            async with asyncio.timeout(self._timeout):
+                body, ttl = await self._get(URL(f"https://{authority}{WELL_KNOWN_PATH}"))
+        except _Unusable as exc:
+            return self._failed(hostname, str(exc))
         except BodyTooLarge:
             return self._failed(hostname, "body too large")
+        except aiohttp.ClientConnectorError as exc:
+            cause = (
+                str(exc.os_error)
+                if isinstance(exc.os_error, BlockedAddress)
+                else (type(exc).__name__)
+            )
+            return self._failed(hostname, cause)
         except (aiohttp.ClientError, TimeoutError) as exc:
             return self._failed(hostname, type(exc).__name__)
         try:
@@ -72,6 +86,30 @@ class HttpWellKnownFetcher:
             return self._failed(hostname, "no m.server")
         log.debug("well-known delegation", extra=fields(server_name=hostname, cause=server))
         return WellKnownAnswer(server, ttl)
+
+    async def _get(self, url: URL) -> tuple[bytes, float]:
+        """Follows up to ``MAX_REDIRECTS`` redirects by hand, so each hop is checked."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if url.scheme != "https" or not url.host:
+                raise _Unusable("redirected away from https")
+            try:
+                self._guard.check_host(url.host)
+            except BlockedAddress as exc:
+                raise _Unusable(str(exc)) from None
+            async with self._session.get(url, allow_redirects=False) as resp:
+                if resp.status in (301, 302, 303, 307, 308):
+                    location = resp.headers.get("Location")
+                    if not location:
+                        raise _Unusable(f"status {resp.status} without Location")
+                    url = url.join(URL(location))
+                    continue
+                if resp.status != 200:
+                    raise _Unusable(f"status {resp.status}")
+                body = await read_capped(resp, WELL_KNOWN_MAX_BYTES)
+                return body, cache_ttl(
+                    resp.headers.get("Cache-Control"), resp.headers.get("Expires")
+                )
+        raise _Unusable("too many redirects")
 
     @staticmethod
     def _failed(hostname: str, cause: str) -> WellKnownAnswer:

@@ -14,7 +14,11 @@ from typing import TypeVar
 
 import aiohttp
 from livekit import api
-from livekit.protocol.room import CreateRoomRequest, ListRoomsRequest
+from livekit.protocol.room import (
+    CreateRoomRequest,
+    ListParticipantsRequest,
+    ListRoomsRequest,
+)
 
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.sfu.naming import LiveKitRoomAlias
@@ -91,6 +95,14 @@ class SfuRooms:
             "ListRooms", self._api.room.list_rooms(ListRoomsRequest(names=[alias]))
         )
         return any(room.name == alias for room in response.rooms)
+
+    async def list_participants(self, alias: LiveKitRoomAlias) -> list[str]:
+        """Identities of the room's participants (needs the roomAdmin grant for it)."""
+        response = await self._call(
+            "ListParticipants",
+            self._api.room.list_participants(ListParticipantsRequest(room=alias)),
+        )
+        return [participant.identity for participant in response.participants]
 
     async def _call(self, method: str, call: Awaitable[T]) -> T:
         try:
