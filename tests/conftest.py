@@ -1,4 +1,4 @@
-"""Fixtures shared by every test layer: a test CA and a service-process factory."""
+"""Fixtures shared by every test layer: a test CA, a service-process factory and the fakes."""
 
 from __future__ import annotations
 

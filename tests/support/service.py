@@ -60,6 +60,9 @@ class ServiceProcess:
         for line in self.proc.stdout:
             with self._lock:
                 self._lines.append(line.rstrip("\n"))
+        # End of output: the process has exited. Closing here keeps the pipe from
+        # being left to the garbage collector (a ResourceWarning, an error under pytest).
+        self.proc.stdout.close()
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

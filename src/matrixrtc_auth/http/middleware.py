@@ -41,13 +41,13 @@ CORS_HEADERS = {
 
 
 MAX_HEADER_BYTES = 8 * 1024
-_CLIENT = "matrixrtc_auth.client"
+_CLIENT = web.RequestKey("client", str)
 
 
 def request_client(request: web.Request) -> str:
     """The client address for logs (see ``clientip.py``), worked out once per request."""
     client = request.get(_CLIENT)
-    if not isinstance(client, str):
+    if client is None:
         client = client_address(request, request.app.get(TRUSTED_PROXIES, ()))
         request[_CLIENT] = client
     return client
