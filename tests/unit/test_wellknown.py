@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -15,7 +15,7 @@ from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher, cache_ttl
 from matrixrtc_auth.netguard import NetworkGuard
 from tests.support.tls import TestCA
 
-Handler = Callable[[web.Request], web.StreamResponse]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest.fixture
@@ -23,22 +23,26 @@ async def serve_well_known(test_ca: TestCA) -> AsyncIterator[Callable[..., objec
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(handler: Handler) -> HttpWellKnownFetcher:
+    async def start(
+        handler: Handler, *, host: str = "127.0.0.1", guard: NetworkGuard | None = None
+    ) -> HttpWellKnownFetcher:
         app = web.Application()
         app.router.add_get("/.well-known/matrix/server", handler)
         app.router.add_get("/elsewhere", handler)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(
-            runner, "127.0.0.1", 0, ssl_context=test_ca.server_context("localhost", "127.0.0.1")
-        )
+        context = test_ca.server_context("localhost", "127.0.0.1", "127.0.0.2")
+        site = web.TCPSite(runner, host, 0, ssl_context=context)
         await site.start()
         runners.append(runner)
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        connector = aiohttp.TCPConnector(ssl=test_ca.client_context())
+        used_guard = guard or NetworkGuard(False)
+        connector = aiohttp.TCPConnector(
+            ssl=test_ca.client_context(), resolver=used_guard.resolver()
+        )
         session = aiohttp.ClientSession(connector=connector)
         sessions.append(session)
-        return HttpWellKnownFetcher(session, NetworkGuard(False), port=port, timeout=1.0)
+        return HttpWellKnownFetcher(session, used_guard, port=port, timeout=1.0)
 
     yield start
     for session in sessions:
@@ -126,3 +130,41 @@ def test_cache_lifetime_from_headers(
     cache_control: str | None, expires: str | None, ttl: float
 ) -> None:
     assert cache_ttl(cache_control, expires, now=0.0) == ttl
+
+
+# In these tests 127.0.0.2 stands for a public address: the guard allows only it.
+ONLY_127_0_0_2 = NetworkGuard(True, allow=lambda address: str(address) == "127.0.0.2")
+
+
+@pytest.mark.parametrize(
+    "target", ["https://127.0.0.1:{port}/elsewhere", "https://localhost:{port}/elsewhere"]
+)
+async def test_guard_refuses_redirect_hops_to_private_addresses(
+    serve_well_known, target: str
+) -> None:
+    port_box: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/elsewhere":
+            return web.json_response({"m.server": "should-not-be-read.example"})
+        raise web.HTTPFound(target.format(port=port_box[0]))
+
+    fetcher = await serve_well_known(handler, host="127.0.0.2", guard=ONLY_127_0_0_2)
+    port_box.append(fetcher._port)
+    assert (await fetcher.fetch("127.0.0.2")).server is None
+
+
+async def test_guard_allows_public_targets(serve_well_known) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"m.server": "hs.example.com"})
+
+    fetcher = await serve_well_known(handler, host="127.0.0.2", guard=ONLY_127_0_0_2)
+    assert (await fetcher.fetch("127.0.0.2")).server == "hs.example.com"
+
+
+async def test_redirect_to_plain_http_is_refused(serve_well_known) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://localhost/.well-known/matrix/server")
+
+    fetcher = await serve_well_known(handler)
+    assert (await fetcher.fetch("localhost")).server is None
