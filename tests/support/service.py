@@ -34,6 +34,7 @@ class ServiceProcess:
         self._lines: list[str] = []
         self._lock = threading.Lock()
         self.proc: subprocess.Popen[str] | None = None
+        self._pump_thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -50,7 +51,8 @@ class ServiceProcess:
             encoding="utf-8",
             errors="replace",
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
         if wait_healthy:
             self.wait_healthy(timeout)
         return self
@@ -68,6 +70,7 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
+                self._drain()
                 raise RuntimeError(
                     f"service exited with {self.proc.returncode} before serving:\n{self.logs}"
                 )
@@ -88,15 +91,11 @@ class ServiceProcess:
         return code
 
     def _drain(self) -> None:
-        # Give the pump thread a moment to read what the process wrote last.
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and self.proc and self.proc.stdout:
-            if self.proc.stdout.closed:
-                break
-            time.sleep(0.02)
-            if self.proc.poll() is not None:
-                time.sleep(0.05)
-                break
+        """After the process ended: read what it wrote last, then close the pipe."""
+        if self._pump_thread is not None:
+            self._pump_thread.join(5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     @property
     def logs(self) -> str:
@@ -118,11 +117,14 @@ class ServiceProcess:
         raise AssertionError(f"no log line with {needle!r} within {timeout}s:\n{self.logs}")
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(timeout)
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._drain()
+        return self.proc.returncode
