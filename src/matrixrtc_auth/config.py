@@ -63,6 +63,8 @@ KNOWN_VARIABLES = frozenset(
         "LIVEKIT_IS_PUBLIC_FACING",
         "LIVEKIT_REDIS_URL",
         "LIVEKIT_TRUSTED_PROXIES",
+        "LIVEKIT_CS_API_URL_OVERRIDES",
+        "LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS",
     }
 )
 DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128"
@@ -101,6 +103,10 @@ class Config:
     redis_url: str | None = field(default=None, repr=False)
     # Peers whose X-Forwarded-For / X-Real-IP / CF-Connecting-IP are believed.
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Delegated delayed leave events (section 8): client-server API base URLs by
+    # server name (lower-cased), and the participant sanity check period (0 = off).
+    cs_api_overrides: Mapping[str, str] = field(default_factory=dict)
+    sanity_check_interval: float = 0.0
     # Warnings found while parsing; logged once logging is set up.
     warnings: tuple[str, ...] = ()
 
@@ -219,6 +225,10 @@ class _Parser:
             public_facing=self.boolean("LIVEKIT_IS_PUBLIC_FACING"),
             redis_url=self.redis_url(),
             trusted_proxies=self.trusted_proxies(),
+            cs_api_overrides=self.cs_api_overrides(),
+            sanity_check_interval=self.non_negative_seconds(
+                "LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS"
+            ),
         )
         check_access_lists(config, self.warnings)
         return replace(config, warnings=tuple(self.warnings))
@@ -240,6 +250,44 @@ class _Parser:
         if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
             raise ConfigError("LIVEKIT_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return url
+
+    def cs_api_overrides(self) -> dict[str, str]:
+        name = "LIVEKIT_CS_API_URL_OVERRIDES"
+        value = self.get(name)
+        overrides: dict[str, str] = {}
+        if value is None:
+            return overrides
+        for item in value.split(","):
+            entry = clean_value(item)
+            if not entry:
+                continue
+            server, sep, url = entry.partition("=")
+            server, url = clean_value(server), clean_value(url)
+            if not sep or not server or not url:
+                raise ConfigError(f"{name}: entries are server=url, got {entry!r}")
+            try:
+                parse_server_name(server)
+            except InvalidServerName:
+                raise ConfigError(f"{name}: {server!r} is not a valid server name") from None
+            if "://" not in url:
+                url = f"https://{url}"
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{name}: {url!r} is not an http(s) URL")
+            overrides[server.lower()] = url.rstrip("/")
+        return overrides
+
+    def non_negative_seconds(self, name: str) -> float:
+        value = self.get(name)
+        if value is None:
+            return 0.0
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds") from None
+        if not seconds >= 0 or seconds == float("inf"):
+            raise ConfigError(f"{name} must be 0 (off) or a positive number of seconds")
+        return seconds
 
     def trusted_proxies(self) -> tuple[IPNetwork, ...]:
         value = self.get("LIVEKIT_TRUSTED_PROXIES")
