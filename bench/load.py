@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import statistics
 import tempfile
 import time
@@ -58,12 +59,12 @@ def process_cpu_seconds(pid: int) -> float:
 class WellKnownServer(ThreadedServer):
     """Serves ``/.well-known/matrix/server`` on 127.0.0.1:443, counting fetches."""
 
-    def __init__(self, ssl_context: object, delegated: str) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, delegated: str) -> None:
         self.fetches = 0
         app = web.Application()
         app.router.add_get("/.well-known/matrix/server", self._serve_well_known)
         self._delegated = delegated
-        super().__init__(app, ssl_context=ssl_context, port=443)  # type: ignore[arg-type]
+        super().__init__(app, ssl_context=ssl_context, port=443)
 
     async def _serve_well_known(self, request: web.Request) -> web.Response:
         self.fetches += 1
