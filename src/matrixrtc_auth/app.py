@@ -21,11 +21,16 @@ from redis.exceptions import RedisError
 from matrixrtc_auth import __version__
 from matrixrtc_auth.access import AccessPolicy
 from matrixrtc_auth.config import Config, mask_url_password
+from matrixrtc_auth.delegation.csapi import CsApiResolver
+from matrixrtc_auth.delegation.delayed_events import DelayedEventsClient
+from matrixrtc_auth.delegation.job import JobServices
+from matrixrtc_auth.delegation.manager import JobManager
+from matrixrtc_auth.delegation.store import JobStore, MemoryJobStore, RedisJobStore
 from matrixrtc_auth.duplicates import DuplicateChecker
 from matrixrtc_auth.http import handlers
 from matrixrtc_auth.http.middleware import add_cors_headers, matrix_errors
 from matrixrtc_auth.http.protocol import make_protocol
-from matrixrtc_auth.http.state import ISSUER, TRUSTED_PROXIES
+from matrixrtc_auth.http.state import ISSUER, JOBS, SHUTTING_DOWN, TRUSTED_PROXIES, WEBHOOKS
 from matrixrtc_auth.identities import (
     IdentityRegistry,
     MemoryIdentityRegistry,
@@ -40,6 +45,7 @@ from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher
 from matrixrtc_auth.netguard import NetworkGuard
 from matrixrtc_auth.sfu.rooms import SFU_CALL_TIMEOUT, SfuRooms
 from matrixrtc_auth.sfu.tokens import TokenMinter
+from matrixrtc_auth.sfu.webhooks import WebhookVerifier
 from matrixrtc_auth.tls import client_ssl_context
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ _TOKEN_ROUTES = (
     ("/sfu/get", handlers.handle_sfu_get),
     ("/livekit/jwt/sfu/get", handlers.handle_sfu_get),
     ("/get_token", handlers.handle_get_token),
+    ("/delegate_delayed_leave", handlers.handle_delegate_delayed_leave),
 )
 _HEALTH_ROUTES = ("/healthz", "/livekit/healthz")
 
@@ -67,9 +74,12 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[matrix_errors])
     app[CONFIG] = config
     app[TRUSTED_PROXIES] = config.trusted_proxies
+    app[SHUTTING_DOWN] = asyncio.Event()
+    app[WEBHOOKS] = WebhookVerifier(config.livekit_key, config.livekit_secret)
     for path, handler in _TOKEN_ROUTES:
         app.router.add_post(path, handler)
         app.router.add_route("OPTIONS", path, handlers.handle_preflight)
+    app.router.add_post("/sfu_webhook", handlers.handle_sfu_webhook)
     for path in _HEALTH_ROUTES:
         app.router.add_get(path, handlers.handle_healthz)  # HEAD comes with GET
     app.on_response_prepare.append(add_cors_headers)
@@ -116,6 +126,15 @@ async def _connect_redis(url: str) -> aioredis.Redis:
     return client
 
 
+async def _restore(jobs: JobManager) -> int:
+    try:
+        return await jobs.restore()
+    except (RedisError, OSError) as exc:
+        raise StartupError(
+            f"LIVEKIT_REDIS_URL: cannot read stored delegation jobs ({type(exc).__name__})"
+        ) from None
+
+
 async def _clients(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     redis_client = await _connect_redis(config.redis_url) if config.redis_url else None
@@ -129,6 +148,15 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         rooms = SfuRooms(
             sfu_session, config.livekit_url, config.livekit_key, config.livekit_secret
         )
+        delayed_events = DelayedEventsClient(web_session, guard)
+        cs_api = CsApiResolver(config.cs_api_overrides, web_session, guard)
+        services = JobServices(rooms, delayed_events, cs_api, config.sanity_check_interval)
+        store: JobStore = RedisJobStore(redis_client) if redis_client else MemoryJobStore()
+        jobs = JobManager(services, store)
+        app[JOBS] = jobs
+        restored = await _restore(jobs)
+        if restored:
+            log.info("restored %d delegation jobs", restored)
         registry: IdentityRegistry | None = None
         duplicates: DuplicateChecker | None = None
         if config.tracks_identities:
@@ -147,10 +175,12 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             verifier=OpenIDVerifier(FederationClient(federation_session, discovery, guard)),
             rooms=rooms,
             minter=TokenMinter(config.livekit_key, config.livekit_secret),
+            delegations=jobs,
             duplicates=duplicates,
             registry=registry,
         )
         yield
+        await jobs.close()
     finally:
         for session in (federation_session, web_session, sfu_session):
             await session.close()
@@ -195,6 +225,7 @@ async def serve(config: Config) -> int:
     log.info("listening on %s", where)
     await stop.wait()
     log.info("shutting down: finishing requests in flight")
+    runner.app[SHUTTING_DOWN].set()
     listener.close()
     await runner.cleanup()
     log.info("stopped")

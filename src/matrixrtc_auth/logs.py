@@ -32,6 +32,8 @@ FIELDS = (
     "room",
     "lk_identity",
     "client",
+    "state",
+    "event",
     "cause",
     "elapsed_ms",
 )

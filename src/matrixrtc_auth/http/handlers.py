@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
-from matrixrtc_auth.errors import RequestTimeout
+from matrixrtc_auth.errors import RequestTimeout, Unauthorized
 from matrixrtc_auth.http.middleware import request_client
 from matrixrtc_auth.http.requests import (
     JoinRequest,
+    parse_delegate,
     parse_get_token,
     parse_json_object,
     parse_legacy,
 )
-from matrixrtc_auth.http.state import ISSUER
+from matrixrtc_auth.http.state import ISSUER, JOBS, WEBHOOKS
+from matrixrtc_auth.logs import fields
+from matrixrtc_auth.sfu.webhooks import WebhookRefused
 
-# A client that takes longer than this to send its (at most 3 KiB) body is cut off.
+log = logging.getLogger(__name__)
+
+# A client that takes longer than this to send its body is cut off.
 BODY_TIMEOUT = 5.0
+# LiveKit's webhook bodies describe a whole room and participant: more than 3 KiB.
+WEBHOOK_MAX_BYTES = 256 * 1024
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -39,6 +47,35 @@ async def handle_get_token(request: web.Request) -> web.Response:
 async def _issue(request: web.Request, join: JoinRequest) -> web.Response:
     token = await request.app[ISSUER].issue(join, request_client(request))
     return web.json_response({"url": token.url, "jwt": token.jwt})
+
+
+async def handle_delegate_delayed_leave(request: web.Request) -> web.Response:
+    join = parse_delegate(parse_json_object(await read_body(request)))
+    await request.app[ISSUER].delegate_only(join, request_client(request))
+    return web.json_response({})
+
+
+async def handle_sfu_webhook(request: web.Request) -> web.Response:
+    body = await read_body(request.clone(client_max_size=WEBHOOK_MAX_BYTES))
+    try:
+        event = request.app[WEBHOOKS].parse(body, request.headers.get("Authorization"))
+    except WebhookRefused as exc:
+        raise Unauthorized("The webhook signature is not valid", log_cause=exc.cause) from None
+    if event is None:
+        return web.json_response({})
+    routed = request.app[JOBS].on_participant_event(event.room, event.identity, event.signal)
+    log.log(
+        logging.INFO if routed else logging.DEBUG,
+        "participant webhook",
+        extra=fields(
+            event=event.event,
+            room=event.room,
+            lk_identity=event.identity,
+            intentional=event.intentional,
+            job=routed,
+        ),
+    )
+    return web.json_response({})
 
 
 async def handle_healthz(request: web.Request) -> web.Response:

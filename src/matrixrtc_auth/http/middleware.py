@@ -21,12 +21,13 @@ from matrixrtc_auth.errors import (
     HeadersTooLarge,
     MatrixError,
     MethodNotAllowed,
+    ShuttingDown,
     TooLarge,
     Unknown,
     Unrecognized,
 )
 from matrixrtc_auth.http.clientip import client_address
-from matrixrtc_auth.http.state import TRUSTED_PROXIES
+from matrixrtc_auth.http.state import SHUTTING_DOWN, TRUSTED_PROXIES
 from matrixrtc_auth.logs import fields, request_id
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamRes
     started = time.monotonic()
     try:
         try:
+            shutting_down = request.app.get(SHUTTING_DOWN)
+            if shutting_down is not None and shutting_down.is_set():
+                raise ShuttingDown("The service is shutting down; try again")
             header_bytes = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
             if header_bytes > MAX_HEADER_BYTES:
                 raise HeadersTooLarge(

@@ -20,6 +20,7 @@ from matrixrtc_auth.sfu.naming import LEGACY_SLOT_ID
 MAX_NAME_LENGTH = 255
 MAX_ACCESS_TOKEN_LENGTH = 1024
 MAX_SERVER_NAME_LENGTH = 255
+MAX_DELAY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 # Real device IDs are base64-ish but also use '_', '-' and '.'.
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9+/=_.-]{1,255}$")
 
@@ -69,6 +70,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise NotJson("The request body is not valid JSON") from None
+    except RecursionError:
+        # Nesting deeper than the interpreter's recursion limit fits in 3 KiB.
+        raise NotJson("The request body is nested too deeply") from None
     if not isinstance(document, dict):
         raise NotJson("The request body must be a JSON object")
     return document
@@ -83,7 +87,7 @@ def parse_legacy(body: dict[str, Any]) -> JoinRequest:
         device_id=_device_id(body, "device_id"),
         member_id=None,
         claimed_user_id=None,
-        delayed_leave=_delayed_leave(body, required=False),
+        delayed_leave=_delayed_leave(body),
     )
 
 
@@ -97,8 +101,16 @@ def parse_get_token(body: dict[str, Any]) -> JoinRequest:
         device_id=_device_id(member, "claimed_device_id", prefix="member."),
         member_id=_string(member, "id", prefix="member."),
         claimed_user_id=_string(member, "claimed_user_id", prefix="member."),
-        delayed_leave=_delayed_leave(body, required=False),
+        delayed_leave=_delayed_leave(body),
     )
+
+
+def parse_delegate(body: dict[str, Any]) -> JoinRequest:
+    """``POST /delegate_delayed_leave``: a ``/get_token`` body whose delay fields are required."""
+    join = parse_get_token(body)
+    if join.delayed_leave is None:
+        raise BadJson("delay_id and delay_timeout are required")
+    return join
 
 
 def _string(
@@ -147,10 +159,10 @@ def _openid(body: dict[str, Any]) -> OpenIDToken:
     return OpenIDToken(access_token, server)
 
 
-def _delayed_leave(body: dict[str, Any], *, required: bool) -> DelayedLeave | None:
+def _delayed_leave(body: dict[str, Any]) -> DelayedLeave | None:
     delay_id = body.get("delay_id")
     delay_timeout = body.get("delay_timeout")
-    if delay_id is None and delay_timeout is None and not required:
+    if delay_id is None and delay_timeout is None:
         return None
     if delay_id is None or delay_timeout is None:
         raise BadJson("delay_id and delay_timeout must be given together")
@@ -160,4 +172,6 @@ def _delayed_leave(body: dict[str, Any], *, required: bool) -> DelayedLeave | No
         raise BadJson("Field delay_timeout must be an integer (milliseconds)")
     if delay_timeout <= 0:
         raise BadJson("Field delay_timeout must be greater than 0")
+    if delay_timeout > MAX_DELAY_TIMEOUT_MS:
+        raise BadJson("Field delay_timeout is longer than a week")
     return DelayedLeave(delay_id, delay_timeout)

@@ -18,10 +18,11 @@ from livekit.protocol.room import (
     CreateRoomRequest,
     ListParticipantsRequest,
     ListRoomsRequest,
+    RoomParticipantIdentity,
 )
 
 from matrixrtc_auth.logs import fields
-from matrixrtc_auth.sfu.naming import LiveKitRoomAlias
+from matrixrtc_auth.sfu.naming import LiveKitIdentity, LiveKitRoomAlias
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,6 +104,24 @@ class SfuRooms:
             self._api.room.list_participants(ListParticipantsRequest(room=alias)),
         )
         return [participant.identity for participant in response.participants]
+
+    async def participant_present(
+        self, alias: LiveKitRoomAlias, identity: LiveKitIdentity
+    ) -> bool:
+        """Whether the participant is in the room; ``SfuError`` when the SFU cannot say."""
+        request = RoomParticipantIdentity(room=alias, identity=identity)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._api.room.get_participant(request)
+        except api.ServerError as exc:
+            if exc.status == 404 or exc.code == api.ServerErrorCode.NOT_FOUND:
+                return False
+            raise SfuError(f"GetParticipant: SFU answered {exc.status} {exc.code}") from None
+        except TimeoutError:
+            raise SfuError(f"GetParticipant: no answer within {self._timeout:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise SfuError(f"GetParticipant: {type(exc).__name__}") from None
+        return True
 
     async def _call(self, method: str, call: Awaitable[T]) -> T:
         try:
