@@ -9,13 +9,15 @@ long as the application so that connections stay pooled across requests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client.core import REGISTRY
 from redis.exceptions import RedisError
 
 from matrixrtc_auth import __version__
@@ -23,12 +25,13 @@ from matrixrtc_auth.access import AccessPolicy
 from matrixrtc_auth.config import Config, mask_url_password
 from matrixrtc_auth.delegation.csapi import CsApiResolver
 from matrixrtc_auth.delegation.delayed_events import DelayedEventsClient
+from matrixrtc_auth.delegation.fsm import LIVE_STATES
 from matrixrtc_auth.delegation.job import JobServices
 from matrixrtc_auth.delegation.manager import JobManager
 from matrixrtc_auth.delegation.store import JobStore, MemoryJobStore, RedisJobStore
 from matrixrtc_auth.duplicates import DuplicateChecker
 from matrixrtc_auth.http import handlers
-from matrixrtc_auth.http.middleware import add_cors_headers, matrix_errors
+from matrixrtc_auth.http.middleware import add_cors_headers, count_requests, matrix_errors
 from matrixrtc_auth.http.protocol import make_protocol
 from matrixrtc_auth.http.state import ISSUER, JOBS, SHUTTING_DOWN, TRUSTED_PROXIES, WEBHOOKS
 from matrixrtc_auth.identities import (
@@ -41,8 +44,11 @@ from matrixrtc_auth.matrix.discovery import ServerDiscovery
 from matrixrtc_auth.matrix.federation import FederationClient
 from matrixrtc_auth.matrix.openid import OpenIDVerifier
 from matrixrtc_auth.matrix.srv import DnsSrvResolver
+from matrixrtc_auth.matrix.v2 import V2Verifier, run_self_test
 from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher
+from matrixrtc_auth.metrics import JobStateCollector, metrics_app
 from matrixrtc_auth.netguard import NetworkGuard
+from matrixrtc_auth.ocsp_gate import StapleGate, StaplingConnector
 from matrixrtc_auth.sfu.rooms import SFU_CALL_TIMEOUT, SfuRooms
 from matrixrtc_auth.sfu.tokens import TokenMinter
 from matrixrtc_auth.sfu.webhooks import WebhookVerifier
@@ -71,7 +77,9 @@ class StartupError(Exception):
 
 
 def build_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[matrix_errors])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[count_requests, matrix_errors]
+    )
     app[CONFIG] = config
     app[TRUSTED_PROXIES] = config.trusted_proxies
     app[SHUTTING_DOWN] = asyncio.Event()
@@ -93,8 +101,15 @@ def _session(
     limit_per_host: int,
     timeout: float | None = None,
     guard: NetworkGuard | None = None,
+    staples: StapleGate | None = None,
 ) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
+    # Homeserver connections pass the OCSP gate (ocsp_gate.py) when one is given.
+    make_connector: Callable[..., aiohttp.TCPConnector] = (
+        aiohttp.TCPConnector
+        if staples is None
+        else functools.partial(StaplingConnector, gate=staples)
+    )
+    connector = make_connector(
         ssl=client_ssl_context(config),
         resolver=guard.resolver() if guard is not None else None,
         limit=256,
@@ -140,7 +155,14 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     redis_client = await _connect_redis(config.redis_url) if config.redis_url else None
     # The guard protects calls whose targets clients choose; the SFU is the operator's.
     guard = NetworkGuard(config.public_facing)
-    federation_session = _session(config, limit_per_host=16, guard=guard)
+    # Stapled OCSP is checked on homeserver connections unless TLS checks are off altogether.
+    staples = (
+        None
+        if config.skip_verify_tls
+        else StapleGate(require=config.require_ocsp_staple, cafile=config.ssl_cert_file)
+    )
+    federation_session = _session(config, limit_per_host=16, guard=guard, staples=staples)
+    self_test: asyncio.Task[bool] | None = None
     web_session = _session(config, limit_per_host=4, guard=guard)
     sfu_session = _session(config, limit_per_host=32, timeout=SFU_CALL_TIMEOUT)
     try:
@@ -154,6 +176,11 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         store: JobStore = RedisJobStore(redis_client) if redis_client else MemoryJobStore()
         jobs = JobManager(services, store)
         app[JOBS] = jobs
+        job_states = JobStateCollector(
+            lambda: {state.value: count for state, count in jobs.counts().items()},
+            [state.value for state in LIVE_STATES],
+        )
+        REGISTRY.register(job_states)
         restored = await _restore(jobs)
         if restored:
             log.info("restored %d delegation jobs", restored)
@@ -169,23 +196,50 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
                 same_device=config.block_same_device,
                 same_user=config.block_same_user_devices,
             )
+        federation = FederationClient(federation_session, discovery, guard)
+        v2 = V2Verifier(federation, config.v2) if config.v2 is not None else None
         app[ISSUER] = TokenIssuer(
             livekit_url=config.livekit_url,
             policy=AccessPolicy(config),
-            verifier=OpenIDVerifier(FederationClient(federation_session, discovery, guard)),
+            verifier=OpenIDVerifier(federation),
             rooms=rooms,
             minter=TokenMinter(config.livekit_key, config.livekit_secret),
             delegations=jobs,
             duplicates=duplicates,
             registry=registry,
+            v2=v2,
         )
+        if v2 is not None and config.v2 is not None and config.v2.test_server is not None:
+            # In the background: the service starts (and /healthz answers) whatever it finds.
+            self_test = asyncio.create_task(run_self_test(v2, config.v2.test_server))
         yield
         await jobs.close()
+        REGISTRY.unregister(job_states)
     finally:
+        if self_test is not None:
+            self_test.cancel()
+            await asyncio.gather(self_test, return_exceptions=True)
         for session in (federation_session, web_session, sfu_session):
             await session.close()
         if redis_client is not None:
             await redis_client.aclose()
+
+
+async def _start_metrics(config: Config) -> web.AppRunner | None:
+    """The /metrics listener, when LIVEKIT_METRICS_BIND asks for one."""
+    if config.metrics_bind is None:
+        return None
+    host, port = config.metrics_bind
+    runner = web.AppRunner(metrics_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        log.error("cannot listen for metrics on %s:%s: %s", host or "*", port, exc.strerror)
+        await runner.cleanup()
+        return None
+    log.info("serving /metrics on %s:%s", host or "*", port)
+    return runner
 
 
 async def serve(config: Config) -> int:
@@ -219,6 +273,12 @@ async def serve(config: Config) -> int:
         await runner.cleanup()
         return 1
 
+    metrics_runner = await _start_metrics(config)
+    if config.metrics_bind is not None and metrics_runner is None:
+        listener.close()
+        await runner.cleanup()
+        return 1
+
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -227,6 +287,8 @@ async def serve(config: Config) -> int:
     log.info("shutting down: finishing requests in flight")
     runner.app[SHUTTING_DOWN].set()
     listener.close()
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
     await runner.cleanup()
     log.info("stopped")
     return 0

@@ -23,10 +23,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the service (the default)")
+    healthcheck = commands.add_parser(
+        "healthcheck", help="exit 0 when the service's /healthz answers 200 within 2 s"
+    )
+    healthcheck.add_argument(
+        "url", nargs="?", help="the /healthz URL (default: this machine, LIVEKIT_JWT_BIND)"
+    )
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a new Ed25519 key pair for V2 verification, or convert a PEM key",
+    )
+    keygen.add_argument(
+        "--from-pem",
+        metavar="FILE",
+        help="convert this Ed25519 PEM private or public key instead of making a new one",
+    )
     args = parser.parse_args(argv)
 
     if args.command in (None, "serve"):
         return run_service()
+    if args.command == "healthcheck":
+        from matrixrtc_auth.healthcheck import run_healthcheck
+
+        return run_healthcheck(args.url, os.environ)
+    if args.command == "keygen":
+        # Deferred import, like the service's: each command loads what it needs.
+        from matrixrtc_auth.keygen import run_keygen
+
+        return run_keygen(args.from_pem)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -38,7 +62,7 @@ def run_service() -> int:
         print(f"matrixrtc-auth: configuration error: {exc}", file=sys.stderr)
         return 1
 
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     for warning in config.warnings:
         log.warning(warning)
     if config.skip_verify_tls:
@@ -46,6 +70,11 @@ def run_service() -> int:
             "LIVEKIT_INSECURE_SKIP_VERIFY_TLS is on: TLS certificates of homeservers and "
             "the SFU are NOT verified; anyone on the network path can impersonate them. "
             "Use this for testing only."
+        )
+    if config.skip_verify_tls and config.require_ocsp_staple:
+        log.warning(
+            "REQUIRE_OCSP_STAPLE has no effect while LIVEKIT_INSECURE_SKIP_VERIFY_TLS is on: "
+            "stapled OCSP responses are not checked either"
         )
     log.info("matrixrtc-auth %s starting: %s", __version__, config.describe())
 

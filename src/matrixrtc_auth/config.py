@@ -22,6 +22,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from matrixrtc_auth.matrix.servername import InvalidServerName, parse_server_name
+from matrixrtc_auth.verification import (
+    VERIFICATION_VARIABLES,
+    V2Settings,
+    VerificationConfigError,
+    parse_verification,
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,10 +70,14 @@ KNOWN_VARIABLES = frozenset(
         "LIVEKIT_REDIS_URL",
         "LIVEKIT_TRUSTED_PROXIES",
         "LIVEKIT_CS_API_URL_OVERRIDES",
+        "LIVEKIT_METRICS_BIND",
+        "LIVEKIT_LOG_FORMAT",
         "LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS",
     }
 )
 DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128"
+# HS256 keys shorter than the hash are weak (RFC 7518 section 3.2).
+MIN_SECRET_BYTES = 32
 _WATCHED_PREFIXES = ("LIVEKIT_", "MATRIX_")
 
 
@@ -91,6 +101,9 @@ class Config:
     skip_verify_tls: bool = False
     ssl_cert_file: str | None = None
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line
+    # Where /metrics is served, on a listener of its own; None: not served.
+    metrics_bind: tuple[str | None, int] | None = None
     # Access lists (section 5); empty means "no such list".
     allowed_homeservers: frozenset[str] = frozenset()
     blocked_homeservers: frozenset[str] = frozenset()
@@ -107,6 +120,10 @@ class Config:
     # server name (lower-cased), and the participant sanity check period (0 = off).
     cs_api_overrides: Mapping[str, str] = field(default_factory=dict)
     sanity_check_interval: float = 0.0
+    # V2 verification (section 3.2): None means V1 for everyone.
+    v2: V2Settings | None = None
+    # Refuse homeservers whose TLS handshake staples no valid OCSP response.
+    require_ocsp_staple: bool = False
     # Warnings found while parsing; logged once logging is set up.
     warnings: tuple[str, ...] = ()
 
@@ -142,8 +159,20 @@ class Config:
             f"block_same_user_devices={self.block_same_user_devices} "
             f"public_facing={self.public_facing} redis={redis} trusted_proxies={proxies} "
             f"skip_verify_tls={self.skip_verify_tls} "
-            f"ssl_cert_file={self.ssl_cert_file or '-'} log_level={self.log_level}"
+            f"ssl_cert_file={self.ssl_cert_file or '-'} log_level={self.log_level} "
+            f"log_format={self.log_format} metrics_bind={_bind_text(self.metrics_bind)} "
+            f"cs_api_overrides={','.join(sorted(self.cs_api_overrides)) or '-'} "
+            f"sanity_check_interval={self.sanity_check_interval:g}s "
+            f"require_ocsp_staple={self.require_ocsp_staple} "
+            f"verification={'v2 ' + self.v2.describe() if self.v2 else 'v1'}"
         )
+
+
+def _bind_text(bind: tuple[str | None, int] | None) -> str:
+    if bind is None:
+        return "-"
+    host, port = bind
+    return f"{host or '*'}:{port}"
 
 
 def _names(servers: frozenset[str]) -> str:
@@ -205,6 +234,11 @@ class _Parser:
         self.check_unknown()
         url = self.livekit_url()
         key, secret, source = self.credentials()
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            self.warnings.append(
+                f"the LiveKit API secret is shorter than {MIN_SECRET_BYTES} bytes; anyone who "
+                "guesses it can mint tokens (fine for livekit-server --dev, not for production)"
+            )
         host, port = self.bind()
         config = Config(
             livekit_url=url,
@@ -217,6 +251,8 @@ class _Parser:
             skip_verify_tls=self.skip_verify(),
             ssl_cert_file=self.ssl_cert_file(),
             log_level=self.log_level(),
+            log_format=self.log_format(),
+            metrics_bind=self.metrics_bind(),
             allowed_homeservers=self.optional_list("LIVEKIT_ALLOWED_HOMESERVERS"),
             blocked_homeservers=self.optional_list("LIVEKIT_BLOCKED_HOMESERVERS"),
             block_restricted=self.boolean("LIVEKIT_BLOCK_RESTRICTED_HOMESERVERS"),
@@ -229,9 +265,22 @@ class _Parser:
             sanity_check_interval=self.non_negative_seconds(
                 "LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS"
             ),
+            v2=self.verification(),
+            require_ocsp_staple=self.boolean("REQUIRE_OCSP_STAPLE"),
         )
         check_access_lists(config, self.warnings)
+        if config.redis_url is None:
+            self.warnings.append(
+                "LIVEKIT_REDIS_URL is not set: delegated leave events (and issued identities) "
+                "live in memory only and are forgotten when the service restarts"
+            )
         return replace(config, warnings=tuple(self.warnings))
+
+    def verification(self) -> V2Settings | None:
+        try:
+            return parse_verification(self)
+        except VerificationConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def optional_list(self, name: str) -> frozenset[str]:
         value = self.get(name)
@@ -250,6 +299,16 @@ class _Parser:
         if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
             raise ConfigError("LIVEKIT_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return url
+
+    def log_format(self) -> str:
+        value = (self.get("LIVEKIT_LOG_FORMAT") or "text").lower()
+        if value not in ("text", "json"):
+            raise ConfigError("LIVEKIT_LOG_FORMAT must be text or json")
+        return value
+
+    def metrics_bind(self) -> tuple[str | None, int] | None:
+        value = self.get("LIVEKIT_METRICS_BIND")
+        return None if value is None else _split_bind(value, "LIVEKIT_METRICS_BIND")
 
     def cs_api_overrides(self) -> dict[str, str]:
         name = "LIVEKIT_CS_API_URL_OVERRIDES"
@@ -308,7 +367,8 @@ class _Parser:
 
     def check_unknown(self) -> None:
         for name in sorted(self.env):
-            if name.startswith(_WATCHED_PREFIXES) and name not in KNOWN_VARIABLES:
+            known = name in KNOWN_VARIABLES or name in VERIFICATION_VARIABLES
+            if name.startswith(_WATCHED_PREFIXES) and not known:
                 self.warnings.append(f"{name} is not a setting this version knows; ignored")
 
     def livekit_url(self) -> str:
@@ -438,6 +498,11 @@ class _Parser:
             raise ConfigError("LIVEKIT_LOG_LEVEL must be debug, info, warn or error") from None
 
 
+def listen_address(env: Mapping[str, str]) -> tuple[str | None, int]:
+    """The (host, port) the service listens on, from the environment alone."""
+    return _Parser(env).bind()
+
+
 def check_access_lists(config: Config, warnings: list[str]) -> None:
     """The start-up refusals and warnings of section 5, each naming the way out."""
     allowed, blocked = config.allowed_homeservers, config.blocked_homeservers
@@ -503,12 +568,12 @@ def parse_server_list(name: str, value: str) -> frozenset[str]:
 _BIND_RE = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[^:]+)$")
 
 
-def _split_bind(value: str) -> tuple[str | None, int]:
+def _split_bind(value: str, name: str = "LIVEKIT_JWT_BIND") -> tuple[str | None, int]:
     match = _BIND_RE.fullmatch(value)
     if match is None:
-        raise ConfigError("LIVEKIT_JWT_BIND must be host:port, :port or [ipv6]:port")
+        raise ConfigError(f"{name} must be host:port, :port or [ipv6]:port")
     host = match.group("v6") or match.group("host") or None
-    return host, _port("LIVEKIT_JWT_BIND", match.group("port"))
+    return host, _port(name, match.group("port"))
 
 
 def _port(name: str, value: str) -> int:

@@ -14,6 +14,8 @@ class MatrixError(Exception):
 
     status = 500
     errcode = "M_UNKNOWN"
+    # Whether the connection must close after this answer (its request is in a bad state).
+    close_connection = False
 
     def __init__(self, message: str, *, log_cause: str | None = None) -> None:
         super().__init__(message)
@@ -83,6 +85,8 @@ class DuplicateSession(MatrixError):
 class RequestTimeout(MatrixError):
     status = 408
     errcode = "M_UNKNOWN"
+    # The rest of the body may still trickle in; do not wait for it.
+    close_connection = True
 
 
 class HeadersTooLarge(MatrixError):

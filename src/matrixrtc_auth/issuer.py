@@ -21,6 +21,8 @@ from matrixrtc_auth.http.requests import JoinRequest
 from matrixrtc_auth.identities import IdentityRegistry, Owner
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.openid import OpenIDVerifier, VerificationFailed
+from matrixrtc_auth.matrix.v2 import V2Verifier
+from matrixrtc_auth.metrics import VERIFICATION_LATENCY, VERIFICATIONS
 from matrixrtc_auth.sfu.naming import (
     LiveKitIdentity,
     LiveKitRoomAlias,
@@ -52,6 +54,7 @@ class TokenIssuer:
         delegations: JobManager,
         duplicates: DuplicateChecker | None = None,
         registry: IdentityRegistry | None = None,
+        v2: V2Verifier | None = None,
     ) -> None:
         self._livekit_url = livekit_url
         self._policy = policy
@@ -62,6 +65,8 @@ class TokenIssuer:
         # Both set when duplicate prevention is on, neither otherwise.
         self._duplicates = duplicates
         self._registry = registry
+        # Set with MATRIX_VERIFICATION_METHOD=v2; used for full-access servers only.
+        self._v2 = v2
 
     async def issue(self, join: JoinRequest, client: str) -> IssuedToken:
         """``/sfu/get`` and ``/get_token``: a LiveKit token, delegation when asked."""
@@ -71,7 +76,7 @@ class TokenIssuer:
                 "Delegating a delayed leave event needs a full-access homeserver",
                 log_cause=f"restricted {join.server.original} asked for delegation",
             )
-        user_id = await self._verify(join)
+        user_id = await self._verify(join, tier)
         if join.delayed_leave is not None:
             await self._require_cs_api(join)
         alias, identity = self._names(join, user_id)
@@ -116,7 +121,7 @@ class TokenIssuer:
                 "Delegating a delayed leave event needs a full-access homeserver",
                 log_cause=f"restricted {join.server.original} asked for delegation",
             )
-        user_id = await self._verify(join)
+        user_id = await self._verify(join, tier)
         await self._require_cs_api(join)
         alias, identity = self._names(join, user_id)
         await self._delegate(join, user_id, alias, identity)
@@ -125,15 +130,23 @@ class TokenIssuer:
             extra=fields(matrix_id=user_id, room=alias, lk_identity=identity, client=client),
         )
 
-    async def _verify(self, join: JoinRequest) -> str:
+    async def _verify(self, join: JoinRequest, tier: Tier) -> str:
         server = join.server
+        started = time.perf_counter()
         try:
-            user_id = await self._verifier.verify(server, join.openid.access_token)
+            if tier is Tier.FULL and self._v2 is not None:
+                user_id = await self._v2.verify(server, join.openid.access_token, join.device_id)
+            else:
+                user_id = await self._verifier.verify(server, join.openid.access_token)
         except VerificationFailed as exc:
+            VERIFICATIONS.labels("refused").inc()
+            VERIFICATION_LATENCY.observe(time.perf_counter() - started)
             raise Unauthorized(
                 "The OpenID token could not be verified",
                 log_cause=f"OpenID verification failed at {server.original}: {exc.cause}",
             ) from None
+        VERIFICATIONS.labels("verified").inc()
+        VERIFICATION_LATENCY.observe(time.perf_counter() - started)
         if join.claimed_user_id is not None and join.claimed_user_id != user_id:
             raise Unauthorized(
                 "The OpenID token does not belong to the claimed user",

@@ -13,10 +13,15 @@ causes, never tokens, secrets or URLs that carry them.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import sys
+import warnings
+from datetime import UTC, datetime
 from typing import Any
+
+from jwt.warnings import InsecureKeyLengthWarning
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -71,6 +76,30 @@ class FieldFormatter(logging.Formatter):
         return f"{line} {' '.join(parts)}" if parts else line
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, then fields.
+
+    Field names are those of ``FIELDS`` (plus any a call adds); an exception
+    goes into ``exception`` as text. Values are made safe like in text lines.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": safe(record.getMessage(), limit=4096),
+        }
+        rid = request_id.get()
+        if rid != "-":
+            document["request_id"] = rid
+        for key, value in getattr(record, "fields", {}).items():
+            document[key] = value if isinstance(value, (bool, int, float)) else safe(value)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, ensure_ascii=False)
+
+
 def _quote(text: str) -> str:
     if not text or any(c in text for c in ' "='):
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -78,11 +107,15 @@ def _quote(text: str) -> str:
     return text
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(FieldFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else FieldFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # aiohttp's access log would repeat each request; our middleware logs them once.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Library warnings become log lines in our format instead of raw stderr text.
+    logging.captureWarnings(True)
+    # A short secret is reported once at start (config.py); PyJWT would repeat it.
+    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
+from matrixrtc_auth.metrics import DELAYED_EVENT_CALLS
 from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
 DELAYED_EVENTS_PATH = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
@@ -57,6 +58,11 @@ class DelayedEventsClient:
         return await self._call(cs_api_url, delay_id, "send")
 
     async def _call(self, cs_api_url: str, delay_id: str, action: str) -> CallResult:
+        result = await self._request(cs_api_url, delay_id, action)
+        DELAYED_EVENT_CALLS.labels(action, result.outcome.value).inc()
+        return result
+
+    async def _request(self, cs_api_url: str, delay_id: str, action: str) -> CallResult:
         url = f"{cs_api_url}{DELAYED_EVENTS_PATH}/{quote(delay_id, safe='')}/{action}"
         try:
             self._guard.check_host(urlsplit(cs_api_url).hostname or "")

@@ -17,6 +17,7 @@ from matrixrtc_auth.delegation.fsm import Signal, State
 from matrixrtc_auth.delegation.job import DelegationJob, JobServices
 from matrixrtc_auth.delegation.store import JobStore, StoredJob
 from matrixrtc_auth.logs import fields
+from matrixrtc_auth.metrics import JOBS_FINISHED
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class JobManager:
             await self._store.save(job.spec)
 
     async def finished(self, job: DelegationJob) -> None:
+        JOBS_FINISHED.labels(job.state.value).inc()
         if self._jobs.get(job.key) is not job:
             return  # replaced: the key belongs to the successor now
         del self._jobs[job.key]

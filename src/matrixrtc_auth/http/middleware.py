@@ -29,6 +29,7 @@ from matrixrtc_auth.errors import (
 from matrixrtc_auth.http.clientip import client_address
 from matrixrtc_auth.http.state import SHUTTING_DOWN, TRUSTED_PROXIES
 from matrixrtc_auth.logs import fields, request_id
+from matrixrtc_auth.metrics import REQUEST_LATENCY, REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def _error_response(
     logged: bool = False,
 ) -> web.Response:
     response = web.json_response(error.body(), status=error.status, headers=headers)
+    if error.close_connection:
+        response.force_close()
     if not logged:
         # Refusals are the client's or a remote server's doing: WARNING, not ERROR.
         level = logging.DEBUG if error.status in (404, 405) else logging.WARNING
@@ -115,6 +118,18 @@ def _error_response(
                 elapsed_ms=round((time.monotonic() - started) * 1000),
             ),
         )
+    return response
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests by endpoint (the route, never the raw path) and status, with latency."""
+    started = time.perf_counter()
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical if resource is not None else "unmatched"
+    REQUESTS.labels(endpoint, str(response.status)).inc()
+    REQUEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
     return response
 
 

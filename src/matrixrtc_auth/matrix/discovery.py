@@ -31,6 +31,7 @@ from typing import NamedTuple, Protocol
 
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.servername import InvalidServerName, ServerName, parse_server_name
+from matrixrtc_auth.metrics import DISCOVERY_CACHE
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ class ServerDiscovery:
         key = server.host.lower()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > self._clock():
+            DISCOVERY_CACHE.labels("hit").inc()
             return cached[1]
+        DISCOVERY_CACHE.labels("miss").inc()
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._discover(server.host))

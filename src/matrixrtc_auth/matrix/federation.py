@@ -19,6 +19,7 @@ from matrixrtc_auth.matrix.discovery import ServerDiscovery
 from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
 from matrixrtc_auth.matrix.servername import ServerName
 from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
+from matrixrtc_auth.ocsp_gate import StapleRefused
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,40 @@ class FederationClient:
         max_bytes: int,
     ) -> tuple[int, bytes]:
         """GETs ``path`` from ``server``; returns status and body (at most ``max_bytes``)."""
+        return await self._send(
+            "GET", server, path, params, None, request_timeout=request_timeout, max_bytes=max_bytes
+        )
+
+    async def post(
+        self,
+        server: ServerName,
+        path: str,
+        body: object,
+        *,
+        request_timeout: float,
+        max_bytes: int,
+    ) -> tuple[int, bytes]:
+        """POSTs ``body`` as JSON to ``path`` on ``server``, discovered and checked as GETs are."""
+        return await self._send(
+            "POST", server, path, {}, body, request_timeout=request_timeout, max_bytes=max_bytes
+        )
+
+    async def _send(
+        self,
+        method: str,
+        server: ServerName,
+        path: str,
+        params: Mapping[str, str],
+        body: object,
+        *,
+        request_timeout: float,
+        max_bytes: int,
+    ) -> tuple[int, bytes]:
         if self._guard.enabled and server.is_ip:
-            raise FederationError("IP-literal server names are refused (LIVEKIT_IS_PUBLIC_FACING)")
+            raise FederationError(
+                "refused by the SSRF guard: IP-literal server names are refused "
+                "(LIVEKIT_IS_PUBLIC_FACING)"
+            )
         destination = await self._discovery.resolve(server)
         try:
             self._guard.check_host(destination.host)
@@ -66,9 +99,11 @@ class FederationClient:
         client_timeout = aiohttp.ClientTimeout(total=request_timeout)
         for attempt in (1, 2):
             try:
-                async with self._session.get(
+                async with self._session.request(
+                    method,
                     destination.url(path),
                     params=params,
+                    json=body,
                     headers={"Host": destination.host_header},
                     server_hostname=server_hostname,
                     allow_redirects=False,
@@ -77,7 +112,9 @@ class FederationClient:
                     return resp.status, await read_capped(resp, max_bytes)
             except aiohttp.ServerDisconnectedError:
                 # A kept-alive connection the homeserver closed while idle: the
-                # request is idempotent, so one more try on a fresh connection.
+                # request is idempotent (a V2 POST carries a one-time nonce, so a
+                # homeserver that did see it refuses the replay: that fails closed),
+                # so one more try on a fresh connection.
                 if attempt == 2:
                     raise FederationError("homeserver closed the connection") from None
             except BodyTooLarge as exc:
@@ -96,6 +133,8 @@ class FederationClient:
                 raise FederationError(
                     f"cannot connect to {destination.host}:{destination.port}: {reason}"
                 ) from None
+            except StapleRefused as exc:
+                raise FederationError(f"refused by the OCSP check: {exc.cause}") from None
             except aiohttp.ClientError as exc:
                 raise FederationError(f"request failed: {type(exc).__name__}") from None
         raise AssertionError("unreachable")

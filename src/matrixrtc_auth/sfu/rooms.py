@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -22,6 +23,7 @@ from livekit.protocol.room import (
 )
 
 from matrixrtc_auth.logs import fields
+from matrixrtc_auth.metrics import SFU_CALLS, SFU_LATENCY
 from matrixrtc_auth.sfu.naming import LiveKitIdentity, LiveKitRoomAlias
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,11 @@ MAX_PARTICIPANTS = 0
 class SfuError(Exception):
     """The SFU could not be reached or refused the call; ``cause`` says which."""
 
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, *, not_found: bool = False) -> None:
         super().__init__(cause)
         self.cause = cause
+        # The SFU answered that the room or participant does not exist.
+        self.not_found = not_found
 
 
 class SfuRooms:
@@ -111,28 +115,34 @@ class SfuRooms:
         """Whether the participant is in the room; ``SfuError`` when the SFU cannot say."""
         request = RoomParticipantIdentity(room=alias, identity=identity)
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._api.room.get_participant(request)
-        except api.ServerError as exc:
-            if exc.status == 404 or exc.code == api.ServerErrorCode.NOT_FOUND:
+            await self._call("GetParticipant", self._api.room.get_participant(request))
+        except SfuError as exc:
+            if exc.not_found:
                 return False
-            raise SfuError(f"GetParticipant: SFU answered {exc.status} {exc.code}") from None
-        except TimeoutError:
-            raise SfuError(f"GetParticipant: no answer within {self._timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise SfuError(f"GetParticipant: {type(exc).__name__}") from None
+            raise
         return True
 
     async def _call(self, method: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        outcome = "error"
         try:
             async with asyncio.timeout(self._timeout):
-                return await call
+                result = await call
+            outcome = "ok"
+            return result
         except TimeoutError:
             raise SfuError(f"{method}: no answer within {self._timeout:g}s") from None
         except api.ServerError as exc:
-            raise SfuError(f"{method}: SFU answered {exc.status} {exc.code}") from None
+            not_found = exc.status == 404 or exc.code == api.ServerErrorCode.NOT_FOUND
+            outcome = "not_found" if not_found else "error"
+            raise SfuError(
+                f"{method}: SFU answered {exc.status} {exc.code}", not_found=not_found
+            ) from None
         except aiohttp.ClientError as exc:
             raise SfuError(f"{method}: {type(exc).__name__}: {_describe(exc)}") from None
+        finally:
+            SFU_CALLS.labels(method, outcome).inc()
+            SFU_LATENCY.labels(method).observe(time.perf_counter() - started)
 
 
 def _describe(exc: aiohttp.ClientError) -> str:
