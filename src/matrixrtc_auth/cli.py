@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the service (the default)")
+    doctor = commands.add_parser(
+        "doctor", help="check the deployment this environment describes, end to end"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
     healthcheck = commands.add_parser(
         "healthcheck", help="exit 0 when the service's /healthz answers 200 within 2 s"
     )
@@ -42,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command in (None, "serve"):
         return run_service()
+    if args.command == "doctor":
+        from matrixrtc_auth.doctor import run_doctor
+
+        return run_doctor(os.environ, as_json=args.json)
     if args.command == "healthcheck":
         from matrixrtc_auth.healthcheck import run_healthcheck
 
