@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from matrixrtc_auth.delegation.backoff import Backoff
 from matrixrtc_auth.delegation.csapi import CsApiResolver
-from matrixrtc_auth.delegation.delayed_events import DelayedEventsClient, Outcome
+from matrixrtc_auth.delegation.delayed_events import CallResult, DelayedEventsClient, Outcome
 from matrixrtc_auth.delegation.fsm import LIVE_STATES, Signal, State, next_state
 from matrixrtc_auth.delegation.store import StoredJob
 from matrixrtc_auth.logs import fields
@@ -161,28 +161,22 @@ class DelegationJob:
             await asyncio.sleep(RESTART_FRACTION * self.delay)
 
     async def _restart_until_deadline(self) -> Signal | None:
-        backoff = Backoff()
-        while True:
-            url = await self._services.cs_api.base_url(self.spec.server_name)
-            if url is None:
-                return Signal.CS_API_MISSING
-            result = await self._services.delayed_events.restart(url, self.spec.delay_id)
-            if result.outcome is Outcome.DONE:
-                self.spec = replace(self.spec, last_restart_at=time.time())
-                await self._owner.persist(self)
-                self._log(logging.DEBUG, "delayed event restarted")
-                return None
-            if result.outcome is Outcome.GONE:
-                self._log(logging.INFO, "delayed event is gone (sent or cancelled)")
-                return Signal.EVENT_GONE
-            wait = max(result.retry_after or 0.0, backoff.next_delay())
-            if time.time() + wait >= self.spec.deadline():
-                self._log(
-                    logging.WARNING, "restarts failed until the deadline", cause=result.detail
-                )
-                return Signal.RESTART_EXPIRED
-            self._log(logging.WARNING, "restart failed; retrying", cause=result.detail)
-            await asyncio.sleep(wait)
+        """One restart, retried until the event's deadline; None when it worked."""
+        try:
+            outcome = await self._call_until(
+                self._services.delayed_events.restart, self.spec.deadline(), "restart"
+            )
+        except _NoCsApi:
+            return Signal.CS_API_MISSING
+        if outcome is None:
+            return Signal.RESTART_EXPIRED
+        if outcome is Outcome.GONE:
+            self._log(logging.INFO, "delayed event is gone (sent or cancelled)")
+            return Signal.EVENT_GONE
+        self.spec = replace(self.spec, last_restart_at=time.time())
+        await self._owner.persist(self)
+        self._log(logging.DEBUG, "delayed event restarted")
+        return None
 
     async def _sanity_check(self) -> Signal:
         interval = self._services.sanity_interval
@@ -195,28 +189,47 @@ class DelegationJob:
                 return Signal.GONE
 
     async def _send_leave(self) -> Signal:
-        loop = asyncio.get_running_loop()
         window = min(max(self.spec.deadline() - time.time(), MIN_SEND_WINDOW), MAX_SEND_WINDOW)
-        deadline = loop.time() + window
+        try:
+            outcome = await self._call_until(
+                self._services.delayed_events.send, time.time() + window, "send"
+            )
+        except _NoCsApi:
+            return Signal.CS_API_MISSING
+        if outcome is None:
+            return Signal.SEND_EXPIRED
+        if outcome is Outcome.GONE:
+            self._log(logging.INFO, "leave event already sent or cancelled")
+        else:
+            self._log(logging.INFO, "leave event sent")
+        return Signal.SENT
+
+    async def _call_until(
+        self,
+        call: Callable[[str, str], Awaitable[CallResult]],
+        deadline: float,
+        what: str,
+    ) -> Outcome | None:
+        """DONE or GONE from ``call``, retried with backoff; None once ``deadline`` passes.
+
+        ``deadline`` is in seconds since the epoch. The client-server API is looked
+        up before each try (the lookup is cached), raising ``_NoCsApi`` if unknown.
+        """
         backoff = Backoff()
         while True:
             url = await self._services.cs_api.base_url(self.spec.server_name)
             if url is None:
-                return Signal.CS_API_MISSING
-            result = await self._services.delayed_events.send(url, self.spec.delay_id)
-            if result.outcome is Outcome.DONE:
-                self._log(logging.INFO, "leave event sent")
-                return Signal.SENT
-            if result.outcome is Outcome.GONE:
-                self._log(logging.INFO, "leave event already sent or cancelled")
-                return Signal.SENT
+                raise _NoCsApi
+            result = await call(url, self.spec.delay_id)
+            if result.outcome is not Outcome.RETRY:
+                return result.outcome
             wait = max(result.retry_after or 0.0, backoff.next_delay())
-            if loop.time() + wait > deadline:
+            if time.time() + wait >= deadline:
                 self._log(
-                    logging.WARNING, "sending failed until the deadline", cause=result.detail
+                    logging.WARNING, f"{what} failed until the deadline", cause=result.detail
                 )
-                return Signal.SEND_EXPIRED
-            self._log(logging.WARNING, "send failed; retrying", cause=result.detail)
+                return None
+            self._log(logging.WARNING, f"{what} failed; retrying", cause=result.detail)
             await asyncio.sleep(wait)
 
     async def _participant_present(self) -> bool | None:
@@ -241,6 +254,10 @@ class DelegationJob:
 
     def _log(self, level: int, message: str, **extra: Any) -> None:
         log.log(level, message, extra=self._fields(**extra))
+
+
+class _NoCsApi(Exception):
+    """The homeserver's client-server API cannot be found."""
 
 
 async def _first_of(*activities: Awaitable[Signal]) -> Signal:

@@ -125,9 +125,6 @@ class ServerDiscovery:
         self._cache[key] = (self._clock() + ttl, destination)
         return destination
 
-    def forget(self, server_name: str) -> None:
-        self._cache.pop(server_name.lower(), None)
-
     async def _discover(self, hostname: str) -> tuple[Destination, float]:
         answer = await self._well_known.fetch(hostname)
         if answer.server is not None:
