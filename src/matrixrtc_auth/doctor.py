@@ -55,7 +55,8 @@ class Doctor:
         self.checks: list[Check] = []
 
     def add(self, name: str, ok: bool, detail: str, fix: str = "") -> bool:
-        self.checks.append(Check(name, ok, detail, fix))
+        # A fix belongs to a failure only (some callers give one either way).
+        self.checks.append(Check(name, ok, detail, "" if ok else fix))
         return ok
 
     async def run(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -28,7 +29,24 @@ def default_url(env: Mapping[str, str]) -> str:
 
 
 def check(url: str, timeout: float = TIMEOUT) -> tuple[bool, str]:
-    """Whether ``url`` answered 200 within ``timeout`` seconds in all, and what happened."""
+    """Whether ``url`` answered 200 within ``timeout`` seconds in all, and what happened.
+
+    Socket timeouts bound each connect and read, not the whole exchange: a server
+    that trickles its answer a byte at a time would keep resetting them. So the
+    exchange runs in a daemon thread that is given up on at the deadline.
+    """
+    outcome: list[tuple[bool, str]] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_exchange(url, timeout)), name="healthcheck", daemon=True
+    )
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return False, f"no complete answer within {timeout:g}s"
+    return outcome[0]
+
+
+def _exchange(url: str, timeout: float) -> tuple[bool, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False, f"not an http(s) URL: {url}"
@@ -39,7 +57,7 @@ def check(url: str, timeout: float = TIMEOUT) -> tuple[bool, str]:
     connection = connection_class(parts.hostname, parts.port, timeout=timeout)
     try:
         connection.request("GET", parts.path or "/healthz")
-        # The socket timeout bounds each read; this bounds the whole exchange.
+        # Each read from here on gets at most what is left of the deadline.
         connection.sock.settimeout(max(0.01, timeout - (time.monotonic() - started)))
         status = connection.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
