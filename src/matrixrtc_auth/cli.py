@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from matrixrtc_auth import __version__
-from matrixrtc_auth.config import Config, ConfigError
+from matrixrtc_auth.config import Config, ConfigError, clean_value
 from matrixrtc_auth.logs import setup_logging
 
 log = logging.getLogger("matrixrtc_auth")
@@ -63,11 +66,26 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def config_error_line(message: str, env: Mapping[str, str]) -> str:
+    """The one line a configuration error gets, in the log format asked for if possible."""
+    text = f"configuration error: {message}"
+    if clean_value(env.get("LIVEKIT_LOG_FORMAT", "")).lower() == "json":
+        return json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": "ERROR",
+                "logger": "matrixrtc_auth",
+                "message": text,
+            }
+        )
+    return f"matrixrtc-auth: {text}"
+
+
 def run_service() -> int:
     try:
         config = Config.from_env(os.environ)
     except ConfigError as exc:
-        print(f"matrixrtc-auth: configuration error: {exc}", file=sys.stderr)
+        print(config_error_line(str(exc), os.environ), file=sys.stderr)
         return 1
 
     setup_logging(config.log_level, config.log_format)
