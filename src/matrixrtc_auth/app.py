@@ -221,6 +221,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             await asyncio.gather(self_test, return_exceptions=True)
         for session in (federation_session, web_session, sfu_session):
             await session.close()
+        if staples is not None:
+            staples.close()
         if redis_client is not None:
             await redis_client.aclose()
 

@@ -35,6 +35,7 @@ import ssl
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ QUIET_TTL = 3600.0
 FAILURE_TTL = 60.0
 MIN_TTL = 60.0
 MAX_ENTRIES = 4096
+# Probes run in a pool of their own: a flood of slow homeservers must not starve
+# the default executor, which also serves DNS lookups.
+PROBE_WORKERS = 4
 
 CacheKey = tuple[str, int]
 
@@ -114,6 +118,11 @@ class StapleGate:
         # Destinations that staple nothing while stapling is not required.
         self._quiet: dict[CacheKey, float] = {}
         self._inflight: dict[tuple[str, int, str], asyncio.Task[Verdict]] = {}
+        self._executor = ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="ocsp-probe")
+
+    def close(self) -> None:
+        """Stops the probe threads (probes under way finish within their timeout)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def check(self, name: str, port: int, peer: str, ssl_object: ssl.SSLObject) -> None:
         """Raises ``StapleRefused`` unless the connection to ``peer`` may be used."""
@@ -153,7 +162,9 @@ class StapleGate:
     async def _probe_and_judge(self, key: CacheKey, peer: str) -> Verdict:
         name, port = key
         try:
-            probe = await asyncio.to_thread(self._probe, peer, port, name, self._cafile)
+            probe = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._probe, peer, port, name, self._cafile
+            )
         except (OSError, SSL.Error, ValueError) as exc:
             cause = f"the OCSP probe handshake failed ({type(exc).__name__})"
             log.warning(

@@ -30,16 +30,25 @@ def untrusted_ca(tmp_path_factory: pytest.TempPathFactory) -> tls.TestCA:
 
 
 @pytest.fixture
+def untrusted_homeserver(untrusted_ca: tls.TestCA) -> Iterator[FakeHomeserver]:
+    """A homeserver whose certificate comes from a CA the service does not trust."""
+    with FakeHomeserver(untrusted_ca.server_context("localhost", "127.0.0.1")) as homeserver:
+        yield homeserver
+
+
+@pytest.fixture
 def untrusted_stack(
     fake_sfu: FakeSfu,
+    untrusted_homeserver: FakeHomeserver,
     test_ca: tls.TestCA,
-    untrusted_ca: tls.TestCA,
     start_service: ServiceFactory,
-) -> Iterator[Stack]:
-    """Like ``stack``, but the homeserver's certificate comes from an untrusted CA."""
-    context = untrusted_ca.server_context("localhost", "127.0.0.1")
-    with FakeHomeserver(context) as homeserver:
-        yield Stack(fake_sfu, homeserver, test_ca, start_service)
+) -> Stack:
+    """Like ``stack``, but with ``untrusted_homeserver``.
+
+    The homeserver is set up before the service factory, so it is torn down after
+    the services: a service still connected to it must not outlive it.
+    """
+    return Stack(fake_sfu, untrusted_homeserver, test_ca, start_service)
 
 
 def test_untrusted_homeserver_certificate_is_refused(untrusted_stack: Stack) -> None:
