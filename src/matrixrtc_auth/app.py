@@ -13,6 +13,7 @@ import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -57,8 +58,8 @@ from matrixrtc_auth.tls import client_ssl_context
 log = logging.getLogger(__name__)
 
 CONFIG = web.AppKey("config", Config)
-MAX_BODY_BYTES = 3 * 1024
 SHUTDOWN_TIMEOUT = 10.0
+RESOLVER_THREADS = 64
 REDIS_TIMEOUT = 3.0
 USER_AGENT = f"matrixrtc-auth/{__version__}"
 
@@ -78,7 +79,7 @@ class StartupError(Exception):
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES, middlewares=[count_requests, matrix_errors]
+        client_max_size=handlers.MAX_BODY_BYTES, middlewares=[count_requests, matrix_errors]
     )
     app[CONFIG] = config
     app[TRUSTED_PROXIES] = config.trusted_proxies
@@ -88,6 +89,7 @@ def build_app(config: Config) -> web.Application:
         app.router.add_post(path, handler)
         app.router.add_route("OPTIONS", path, handlers.handle_preflight)
     app.router.add_post("/sfu_webhook", handlers.handle_sfu_webhook)
+    app.router.add_route("OPTIONS", "/sfu_webhook", handlers.handle_preflight)
     for path in _HEALTH_ROUTES:
         app.router.add_get(path, handlers.handle_healthz)  # HEAD comes with GET
     app.on_response_prepare.append(add_cors_headers)
@@ -163,6 +165,8 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     )
     federation_session = _session(config, limit_per_host=16, guard=guard, staples=staples)
     self_test: asyncio.Task[bool] | None = None
+    jobs: JobManager | None = None
+    job_states: JobStateCollector | None = None
     web_session = _session(config, limit_per_host=4, guard=guard)
     sfu_session = _session(config, limit_per_host=32, timeout=SFU_CALL_TIMEOUT)
     try:
@@ -213,9 +217,11 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             # In the background: the service starts (and /healthz answers) whatever it finds.
             self_test = asyncio.create_task(run_self_test(v2, config.v2.test_server))
         yield
-        await jobs.close()
-        REGISTRY.unregister(job_states)
     finally:
+        if jobs is not None:
+            await jobs.close()
+        if job_states is not None:
+            REGISTRY.unregister(job_states)
         if self_test is not None:
             self_test.cancel()
             await asyncio.gather(self_test, return_exceptions=True)
@@ -252,6 +258,12 @@ async def serve(config: Config) -> int:
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
+    loop = asyncio.get_running_loop()
+    # Name resolution runs getaddrinfo in the default executor; a client naming
+    # homeservers whose DNS never answers must not be able to occupy all of it.
+    loop.set_default_executor(
+        ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolver")
+    )
     try:
         await runner.setup()
     except StartupError as exc:
@@ -259,7 +271,6 @@ async def serve(config: Config) -> int:
         await runner.cleanup()
         return 1
 
-    loop = asyncio.get_running_loop()
     server = runner.server
     assert server is not None
     where = f"{config.bind_host or '*'}:{config.bind_port}"

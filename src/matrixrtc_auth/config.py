@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from matrixrtc_auth.matrix.servername import InvalidServerName, parse_server_name
 from matrixrtc_auth.verification import (
@@ -180,12 +180,25 @@ def _names(servers: frozenset[str]) -> str:
 
 
 def mask_url_password(url: str) -> str:
-    """The URL with any password replaced by ***, for logs."""
+    """The URL with any password (user-info or ``password=`` query) replaced by ***."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        query = [
+            (name, "***" if name.lower() in _SECRET_QUERY_NAMES else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    masked = urlunsplit(parts)
+    # urlunsplit drops the "//" of an empty authority (unix:///path); keep the form.
+    if not parts.netloc and url.startswith(f"{parts.scheme}://"):
+        masked = f"{parts.scheme}://{masked[len(parts.scheme) + 1 :]}"
+    return masked
+
+
+_SECRET_QUERY_NAMES = frozenset({"password", "username"})
 
 
 def clean_value(raw: str) -> str:
@@ -298,6 +311,7 @@ class _Parser:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
             raise ConfigError("LIVEKIT_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        _check_port("LIVEKIT_REDIS_URL", url)
         return url
 
     def log_format(self) -> str:
@@ -378,6 +392,7 @@ class _Parser:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
             raise ConfigError("LIVEKIT_URL must be a ws://, wss://, http:// or https:// URL")
+        _check_port("LIVEKIT_URL", url)
         return url
 
     def credentials(self) -> tuple[str, str, str]:
@@ -574,6 +589,13 @@ def _split_bind(value: str, name: str = "LIVEKIT_JWT_BIND") -> tuple[str | None,
         raise ConfigError(f"{name} must be host:port, :port or [ipv6]:port")
     host = match.group("v6") or match.group("host") or None
     return host, _port(name, match.group("port"))
+
+
+def _check_port(name: str, url: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018 - reading it validates it
+    except ValueError:
+        raise ConfigError(f"{name}: the port must be a number from 1 to 65535") from None
 
 
 def _port(name: str, value: str) -> int:

@@ -77,6 +77,11 @@ class ShuttingDown(MatrixError):
     errcode = "M_UNKNOWN"
 
 
+class LimitExceeded(MatrixError):
+    status = 429
+    errcode = "M_LIMIT_EXCEEDED"
+
+
 class DuplicateSession(MatrixError):
     status = 409
     errcode = "M_DUPLICATE_SESSION"

@@ -13,10 +13,17 @@ import time
 from dataclasses import dataclass
 
 from matrixrtc_auth.access import AccessPolicy, Tier
-from matrixrtc_auth.delegation.manager import JobManager
+from matrixrtc_auth.delegation.manager import MAX_JOBS_PER_USER, JobManager, TooManyJobs
 from matrixrtc_auth.delegation.store import StoredJob
 from matrixrtc_auth.duplicates import DuplicateChecker
-from matrixrtc_auth.errors import BadJson, Forbidden, NotFound, Unauthorized, Unknown
+from matrixrtc_auth.errors import (
+    BadJson,
+    Forbidden,
+    LimitExceeded,
+    NotFound,
+    Unauthorized,
+    Unknown,
+)
 from matrixrtc_auth.http.requests import JoinRequest
 from matrixrtc_auth.identities import IdentityRegistry, Owner
 from matrixrtc_auth.logs import fields
@@ -175,14 +182,19 @@ class TokenIssuer:
     ) -> None:
         leave = join.delayed_leave
         assert leave is not None
-        await self._delegations.delegate(
-            StoredJob(
-                room=alias,
-                identity=identity,
-                delay_id=leave.delay_id,
-                delay_timeout_ms=leave.delay_timeout_ms,
-                server_name=join.server.original,
-                user_id=user_id,
-                created_at=time.time(),
-            )
+        spec = StoredJob(
+            room=alias,
+            identity=identity,
+            delay_id=leave.delay_id,
+            delay_timeout_ms=leave.delay_timeout_ms,
+            server_name=join.server.original,
+            user_id=user_id,
+            created_at=time.time(),
         )
+        try:
+            await self._delegations.delegate(spec)
+        except TooManyJobs:
+            raise LimitExceeded(
+                "Too many delegated leave events for this user",
+                log_cause=f"{user_id} already has {MAX_JOBS_PER_USER} delegation jobs",
+            ) from None

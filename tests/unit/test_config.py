@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from matrixrtc_auth.config import Config, ConfigError, clean_value
+from matrixrtc_auth.config import Config, ConfigError, clean_value, mask_url_password
 
 BASE = {"LIVEKIT_URL": "wss://sfu.example.com", "LIVEKIT_KEY": "key", "LIVEKIT_SECRET": "s3cret"}
 
@@ -191,3 +191,31 @@ def test_description_masks_the_secret() -> None:
     assert "very-secret-value" not in config.describe()
     assert "very-secret-value" not in repr(config)
     assert "livekit_secret=***" in config.describe()
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://:hunter2@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("redis://user:hunter2@redis/0", "redis://user:***@redis/0"),
+        ("redis://redis/0?password=hunter2&db=1", "redis://redis/0?password=***&db=1"),
+        ("unix:///run/redis.sock?password=hunter2", "unix:///run/redis.sock?password=***"),
+        ("redis://redis:6379/0", "redis://redis:6379/0"),
+    ],
+)
+def test_redis_passwords_are_masked_for_logs(url: str, masked: str) -> None:
+    assert mask_url_password(url) == masked
+    assert "hunter2" not in parse(LIVEKIT_REDIS_URL=url).describe()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LIVEKIT_REDIS_URL", "redis://redis:abc/0"),
+        ("LIVEKIT_REDIS_URL", "redis://r:99999/0"),
+        ("LIVEKIT_URL", "wss://sfu.example.com:99999"),
+    ],
+)
+def test_urls_with_bad_ports_are_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        parse(**{name: value})

@@ -188,3 +188,15 @@ def test_srv_weights_are_respected(seed: int) -> None:
     records = [SrvRecord(0, 0, 1, "never.example."), SrvRecord(0, 10, 2, "always.example.")]
     chosen = pick_srv(records)
     assert chosen is not None and chosen.target == "always.example."
+
+
+async def test_well_known_is_kept_for_its_own_ttl_while_srv_answers_come_and_go() -> None:
+    clock = Clock()
+    wk = FakeWellKnown({"example.com": WellKnownAnswer("matrix.example.net", 24 * 3600.0)})
+    srv = FakeSrv()
+    d = discovery(wk, srv, clock=clock)
+    for _ in range(12):  # two hours, past the five minutes "no SRV record" is kept
+        assert (await resolve(d, "example.com")).host == "matrix.example.net"
+        clock.now += 600
+    assert wk.fetches == ["example.com"]
+    assert len(srv.lookups) > 2

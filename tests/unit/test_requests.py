@@ -120,3 +120,12 @@ def test_delay_fields_come_together() -> None:
 def test_device_ids_with_real_world_characters_are_accepted() -> None:
     join = parse_legacy(with_change(LEGACY, "device_id", "abc_DEF-1.2+/="))
     assert join.device_id == "abc_DEF-1.2+/="
+
+
+@pytest.mark.parametrize(
+    ("delay_id", "delay_timeout"),
+    [("syd_1", 999), ("syd_1", 1), ("syd é", 5000), ("syd\ud800", 5000), ("syd\tx", 5000)],
+)
+def test_delay_fields_out_of_bounds_are_refused(delay_id: str, delay_timeout: int) -> None:
+    with pytest.raises(BadJson):
+        parse_get_token({**GET_TOKEN, "delay_id": delay_id, "delay_timeout": delay_timeout})

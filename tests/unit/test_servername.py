@@ -47,6 +47,10 @@ def test_valid_server_names(name: str, host: str, port: int | None, is_ip: bool)
         "a" * 256,
         "example.com#frag",
         "example.com\n",
+        "a..b",
+        ".example.com",
+        "example.com.",
+        "a" * 64 + ".com",
     ],
 )
 def test_invalid_server_names_are_refused(name: str) -> None:

@@ -7,17 +7,15 @@ URL a client puts in its request is never used: it could point anywhere.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from matrixrtc_auth.cache import SharedTtlCache
 from matrixrtc_auth.logs import fields
-from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
+from matrixrtc_auth.matrix.http import BodyTooLarge, json_object, read_capped
 from matrixrtc_auth.matrix.servername import parse_server_name
 from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
@@ -44,8 +42,7 @@ class CsApiResolver:
         self._session = session
         self._guard = guard
         self._port = port  # always 443 in service
-        self._cache: dict[str, tuple[float, str | None]] = {}
-        self._inflight: dict[str, asyncio.Task[str | None]] = {}
+        self._cache: SharedTtlCache[str, str | None] = SharedTtlCache()
 
     async def base_url(self, server_name: str) -> str | None:
         """The client-server API base URL (no trailing slash), or None if unknown."""
@@ -53,18 +50,11 @@ class CsApiResolver:
         override = self._overrides.get(key)
         if override is not None:
             return override
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._discover(server_name))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        url = await asyncio.shield(task)
-        ttl = FOUND_TTL if url is not None else MISSING_TTL
-        self._cache[key] = (time.monotonic() + ttl, url)
-        return url
+        return await self._cache.get(key, lambda: self._discover_and_keep(server_name))
+
+    async def _discover_and_keep(self, server_name: str) -> tuple[str | None, float]:
+        url = await self._discover(server_name)
+        return url, FOUND_TTL if url is not None else MISSING_TTL
 
     async def _discover(self, server_name: str) -> str | None:
         host = parse_server_name(server_name).url_host
@@ -85,15 +75,22 @@ class CsApiResolver:
             if isinstance(exc.os_error, BlockedAddress):
                 return self._missing(server_name, str(exc.os_error))
             return self._missing(server_name, type(exc).__name__)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # ValueError: a name the IDNA codec refuses, or a malformed URL.
             return self._missing(server_name, type(exc).__name__)
-        try:
-            document = json.loads(body)
-            url = document["m.homeserver"]["base_url"]
-        except (ValueError, KeyError, TypeError):
+        document = json_object(body)
+        homeserver = document.get("m.homeserver") if document else None
+        url = homeserver.get("base_url") if isinstance(homeserver, dict) else None
+        if not isinstance(url, str):
             return self._missing(server_name, "no m.homeserver.base_url")
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            return self._missing(server_name, "base_url is not an http(s) URL")
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            valid = False
+        if not valid:
+            return self._missing(server_name, "base_url is not an http(s) URL with a host")
         return url.rstrip("/")
 
     @staticmethod

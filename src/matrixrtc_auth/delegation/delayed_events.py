@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import email.utils
 import enum
-import json
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
+from matrixrtc_auth.matrix.http import BodyTooLarge, json_object, read_capped
 from matrixrtc_auth.metrics import DELAYED_EVENT_CALLS
 from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
@@ -113,11 +112,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def _retry_after_ms(body: bytes) -> float | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    value = document.get("retry_after_ms") if isinstance(document, dict) else None
+    document = json_object(body)
+    value = document.get("retry_after_ms") if document is not None else None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return None
     return float(value) / 1000.0

@@ -136,7 +136,9 @@ class DelegationJob:
         if self.state is State.WAITING:
             return self._wait_for_participant()
         if self.state is State.CONNECTED:
-            return _first_of(self._keep_restarting(), self._sanity_check())
+            if self._services.sanity_interval > 0:
+                return _first_of(self._keep_restarting(), self._sanity_check())
+            return self._keep_restarting()
         return self._send_leave()
 
     # -- activities -----------------------------------------------------------
@@ -180,8 +182,6 @@ class DelegationJob:
 
     async def _sanity_check(self) -> Signal:
         interval = self._services.sanity_interval
-        if interval <= 0:
-            await asyncio.Event().wait()  # never: the check is off
         while True:
             await asyncio.sleep(interval)
             if await self._participant_present() is False:

@@ -22,6 +22,13 @@ from matrixrtc_auth.metrics import JOBS_FINISHED
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0
+# Member IDs are the client's choice: without a cap one OpenID token could make
+# the service run any number of jobs.
+MAX_JOBS_PER_USER = 32
+
+
+class TooManyJobs(Exception):
+    """The user already has the most delegation jobs one user may have."""
 
 
 class JobManager:
@@ -35,9 +42,26 @@ class JobManager:
         return self._services
 
     async def delegate(self, spec: StoredJob) -> None:
-        """Starts a job for ``spec``, stored before this returns (see PROTOCOL.md 8.4)."""
-        await self._store.save(spec)
-        self._start(spec)
+        """Starts a job for ``spec``, stored before this returns (see PROTOCOL.md 8.4).
+
+        The new job takes the key before the save is awaited, so that a replaced
+        job finishing or restarting meanwhile can no longer write or delete it.
+        Raises ``TooManyJobs`` when the user already has ``MAX_JOBS_PER_USER``.
+        """
+        mine = sum(
+            1
+            for job in self._jobs.values()
+            if job.spec.user_id == spec.user_id and job.key != spec.key
+        )
+        if mine >= MAX_JOBS_PER_USER:
+            raise TooManyJobs(spec.user_id)
+        job = self._install(spec)
+        if not await self._store.save(spec):
+            log.warning(
+                "delegation job kept in memory only until its next save",
+                extra=fields(room=spec.room, lk_identity=spec.identity),
+            )
+        job.start()
 
     async def restore(self) -> int:
         """Starts the stored jobs whose events are still pending; returns how many."""
@@ -51,7 +75,7 @@ class JobManager:
                 )
                 await self._store.delete(spec.key)
                 continue
-            self._start(spec)
+            self._install(spec).start()
             restored += 1
         return restored
 
@@ -92,10 +116,11 @@ class JobManager:
         if job.state in (State.DONE, State.ABORTED):
             await self._store.delete(job.key)
 
-    def _start(self, spec: StoredJob) -> None:
+    def _install(self, spec: StoredJob) -> DelegationJob:
+        """Makes a (not yet started) job the owner of its key, replacing any old one."""
         old = self._jobs.get(spec.key)
         job = DelegationJob(spec, self._services, self)
         self._jobs[spec.key] = job
         if old is not None:
             old.signal(Signal.REPLACED)
-        job.start()
+        return job

@@ -1,8 +1,8 @@
 """Where delegation jobs are kept across restarts (PROTOCOL.md 8.4).
 
 A store is a small protocol: ``save`` (create or update), ``delete`` and
-``load_all``. Only the job itself calls ``save`` and ``delete`` for its key,
-and the manager calls ``load_all`` once at start, so no locking is needed.
+``load_all``. The manager makes every call, and only for the job that
+currently owns a key (see ``manager.py``), so no locking is needed.
 Without Redis the store is a no-op: jobs live only in memory. With Redis each
 job is one JSON value; failures while serving are logged and survived (the
 job goes on in memory and is saved again at its next restart), failures at
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from matrixrtc_auth.logs import fields
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "matrixrtc-auth:job:"
+EXPIRY_MARGIN = 3600
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,11 @@ class RedisJobStore:
         self._redis = client
 
     async def save(self, job: StoredJob) -> bool:
+        # Kept an hour past the event's deadline: a job nobody deletes (a crash at
+        # the wrong moment) must not stay in Redis forever.
+        expiry = max(1, int(job.deadline() - time.time())) + EXPIRY_MARGIN
         try:
-            await self._redis.set(KEY_PREFIX + job.key, json.dumps(asdict(job)))
+            await self._redis.set(KEY_PREFIX + job.key, json.dumps(asdict(job)), ex=expiry)
         except (RedisError, OSError) as exc:
             log.warning(
                 "could not save a delegation job in Redis",

@@ -6,8 +6,10 @@ import asyncio
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from matrixrtc_auth.errors import RequestTimeout, Unauthorized
+from matrixrtc_auth.errors import NotJson, RequestTimeout, TooLarge, Unauthorized
 from matrixrtc_auth.http.middleware import request_client
 from matrixrtc_auth.http.requests import (
     JoinRequest,
@@ -24,16 +26,25 @@ log = logging.getLogger(__name__)
 
 # A client that takes longer than this to send its body is cut off.
 BODY_TIMEOUT = 5.0
+# Token and delegation requests are small (PROTOCOL.md section 10).
+MAX_BODY_BYTES = 3 * 1024
 # LiveKit's webhook bodies describe a whole room and participant: more than 3 KiB.
 WEBHOOK_MAX_BYTES = 256 * 1024
 
 
-async def read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, at most ``limit`` bytes (the application's own limit must allow it)."""
+    # A declared length over the limit is refused at once, not after the timeout.
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge("The request body is too large")
     try:
         async with asyncio.timeout(BODY_TIMEOUT):
             return await request.read()
     except TimeoutError:
         raise RequestTimeout("The request body did not arrive in time") from None
+    except (RequestPayloadError, HttpProcessingError):
+        # For example a Content-Encoding the body does not actually have.
+        raise NotJson("The request body could not be decoded") from None
 
 
 async def handle_sfu_get(request: web.Request) -> web.Response:
@@ -56,7 +67,9 @@ async def handle_delegate_delayed_leave(request: web.Request) -> web.Response:
 
 
 async def handle_sfu_webhook(request: web.Request) -> web.Response:
-    body = await read_body(request.clone(client_max_size=WEBHOOK_MAX_BYTES))
+    body = await read_body(
+        request.clone(client_max_size=WEBHOOK_MAX_BYTES), limit=WEBHOOK_MAX_BYTES
+    )
     try:
         event = request.app[WEBHOOKS].parse(body, request.headers.get("Authorization"))
     except WebhookRefused as exc:

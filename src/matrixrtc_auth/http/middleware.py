@@ -82,7 +82,10 @@ async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamRes
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            raise MatrixError(exc.reason) from None
+            other = MatrixError(exc.reason)
+            other.status = exc.status  # keep what aiohttp decided, e.g. 400 or 416
+            other.errcode = "M_UNKNOWN" if exc.status >= 500 else "M_UNRECOGNIZED"
+            raise other from None
     except MatrixError as error:
         return _error_response(error, request, started)
     except Exception:

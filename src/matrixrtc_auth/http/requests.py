@@ -21,6 +21,10 @@ MAX_NAME_LENGTH = 255
 MAX_ACCESS_TOKEN_LENGTH = 1024
 MAX_SERVER_NAME_LENGTH = 255
 MAX_DELAY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
+# Restarts run every 80 % of the delay: a tiny delay would make a job spin.
+MIN_DELAY_TIMEOUT_MS = 1000
+# Delay IDs go into a URL path: printable ASCII only (Synapse's are "syd_" + letters).
+_DELAY_ID = re.compile(r"^[\x20-\x7e]{1,255}$")
 # Real device IDs are base64-ish but also use '_', '-' and '.'.
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9+/=_.-]{1,255}$")
 
@@ -167,11 +171,13 @@ def _delayed_leave(body: dict[str, Any]) -> DelayedLeave | None:
     if delay_id is None or delay_timeout is None:
         raise BadJson("delay_id and delay_timeout must be given together")
     delay_id = _string(body, "delay_id")
+    if not _DELAY_ID.fullmatch(delay_id):
+        raise BadJson("Field delay_id has characters outside printable ASCII")
     # bool is an int in Python; JSON true is not a timeout.
     if isinstance(delay_timeout, bool) or not isinstance(delay_timeout, int):
         raise BadJson("Field delay_timeout must be an integer (milliseconds)")
-    if delay_timeout <= 0:
-        raise BadJson("Field delay_timeout must be greater than 0")
+    if delay_timeout < MIN_DELAY_TIMEOUT_MS:
+        raise BadJson(f"Field delay_timeout must be at least {MIN_DELAY_TIMEOUT_MS} ms")
     if delay_timeout > MAX_DELAY_TIMEOUT_MS:
         raise BadJson("Field delay_timeout is longer than a week")
     return DelayedLeave(delay_id, delay_timeout)

@@ -15,13 +15,12 @@ the ``Host`` header to send and the name the TLS certificate must be valid for.
 Well-known answers are cached (``Cache-Control``/``Expires``, default 24 h, at
 most 48 h; failures 1 h), and concurrent lookups of one server share a single
 fetch, so a call that many people join at once costs one request to the
-homeserver's web server per cache period. The final destination is cached as
-long as its shortest-lived input.
+homeserver's web server per cache period. SRV answers are cached for their
+DNS TTL (1 minute to 1 hour; "none" for 5 minutes).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -29,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from matrixrtc_auth.cache import SharedTtlCache
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.servername import InvalidServerName, ServerName, parse_server_name
 from matrixrtc_auth.metrics import DISCOVERY_CACHE
@@ -98,68 +98,62 @@ class ServerDiscovery:
     ) -> None:
         self._well_known = well_known
         self._srv = srv
-        self._clock = clock
-        self._cache: dict[str, tuple[float, Destination]] = {}
-        self._inflight: dict[str, asyncio.Task[tuple[Destination, float]]] = {}
+        # Each answer is kept as long as its own rules say: a well-known for a day,
+        # an SRV answer for its DNS TTL.
+        self._well_knowns: SharedTtlCache[str, str | None] = SharedTtlCache(clock=clock)
+        self._srv_records: SharedTtlCache[str, SrvRecord | None] = SharedTtlCache(clock=clock)
 
     async def resolve(self, server: ServerName) -> Destination:
-        if server.is_ip:
-            port = server.port or DEFAULT_FEDERATION_PORT
-            return Destination(server.host, port, server.original, server.host)
-        if server.port is not None:
-            return Destination(server.host, server.port, server.original, server.host)
-
-        key = server.host.lower()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > self._clock():
-            DISCOVERY_CACHE.labels("hit").inc()
-            return cached[1]
-        DISCOVERY_CACHE.labels("miss").inc()
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._discover(server.host))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        # Shielded: one cancelled request must not cancel the lookup others share.
-        destination, ttl = await asyncio.shield(task)
-        self._cache[key] = (self._clock() + ttl, destination)
-        return destination
-
-    async def _discover(self, hostname: str) -> tuple[Destination, float]:
-        answer = await self._well_known.fetch(hostname)
-        if answer.server is not None:
-            try:
-                delegated = parse_server_name(answer.server)
-            except InvalidServerName:
-                log.warning(
-                    "well-known names an invalid server; ignoring it",
-                    extra=fields(server_name=hostname, cause=answer.server),
-                )
-            else:
-                destination, ttl = await self._without_well_known(delegated)
-                return destination, min(ttl, answer.ttl)
-        destination, ttl = await self._without_well_known(
-            ServerName(hostname, hostname, None, is_ip=False)
-        )
-        return destination, min(ttl, answer.ttl)
-
-    async def _without_well_known(self, server: ServerName) -> tuple[Destination, float]:
-        """Steps 1, 2, 4 and 5 of the resolution, for a name that gets no well-known."""
         if server.is_ip or server.port is not None:
-            port = server.port or DEFAULT_FEDERATION_PORT
-            host_header = server.original
-            return Destination(server.host, port, host_header, server.host), WELL_KNOWN_MAX_TTL
+            return _direct(server)
+        hostname = server.host.lower()
+        hit, _ = self._well_knowns.cached(hostname)
+        DISCOVERY_CACHE.labels("hit" if hit else "miss").inc()
+        delegated = await self._well_knowns.get(
+            hostname, lambda: self._fetch_well_known(server.host)
+        )
+        if delegated is None:
+            return await self._without_well_known(server)
+        return await self._without_well_known(parse_server_name(delegated))
+
+    async def _fetch_well_known(self, hostname: str) -> tuple[str | None, float]:
+        answer = await self._well_known.fetch(hostname)
+        if answer.server is None:
+            return None, answer.ttl
+        try:
+            parse_server_name(answer.server)
+        except InvalidServerName:
+            log.warning(
+                "well-known names an invalid server; ignoring it",
+                extra=fields(server_name=hostname, cause=answer.server),
+            )
+            return None, WELL_KNOWN_FAILURE_TTL
+        return answer.server, answer.ttl
+
+    async def _without_well_known(self, server: ServerName) -> Destination:
+        """The resolution steps after the well-known: literal, explicit port, SRV, 8448."""
+        if server.is_ip or server.port is not None:
+            return _direct(server)
+        record = await self._srv_records.get(
+            server.host.lower(), lambda: self._lookup_srv(server.host)
+        )
+        if record is None:
+            return Destination(server.host, DEFAULT_FEDERATION_PORT, server.host, server.host)
+        return Destination(record.target.rstrip("."), record.port, server.host, server.host)
+
+    async def _lookup_srv(self, hostname: str) -> tuple[SrvRecord | None, float]:
         for prefix in ("_matrix-fed._tcp.", "_matrix._tcp."):
-            answer = await self._srv.lookup(prefix + server.host)
+            answer = await self._srv.lookup(prefix + hostname)
             record = pick_srv(answer.records)
             if record is not None:
-                ttl = min(max(answer.ttl, SRV_MIN_TTL), SRV_MAX_TTL)
-                target = record.target.rstrip(".")
-                return Destination(target, record.port, server.host, server.host), ttl
-        return (
-            Destination(server.host, DEFAULT_FEDERATION_PORT, server.host, server.host),
-            SRV_NONE_TTL,
-        )
+                return record, min(max(answer.ttl, SRV_MIN_TTL), SRV_MAX_TTL)
+        return None, SRV_NONE_TTL
+
+
+def _direct(server: ServerName) -> Destination:
+    """IP literals and explicit ports need no lookup; Host is the name as given."""
+    port = server.port or DEFAULT_FEDERATION_PORT
+    return Destination(server.host, port, server.original, server.host)
 
 
 def pick_srv(records: list[SrvRecord]) -> SrvRecord | None:

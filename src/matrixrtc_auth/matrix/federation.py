@@ -137,4 +137,7 @@ class FederationClient:
                 raise FederationError(f"refused by the OCSP check: {exc.cause}") from None
             except aiohttp.ClientError as exc:
                 raise FederationError(f"request failed: {type(exc).__name__}") from None
+            except ValueError as exc:
+                # A name the IDNA codec refuses while resolving, or a malformed URL.
+                raise FederationError(f"unusable destination: {type(exc).__name__}") from None
         raise AssertionError("unreachable")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import aiohttp
 
 
@@ -22,3 +25,16 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
         if size > limit:
             raise BodyTooLarge(f"more than {limit} bytes")
     return b"".join(chunks)
+
+
+def json_object(body: bytes | str) -> dict[str, Any] | None:
+    """The JSON object in ``body``, or None for anything else.
+
+    Never raises: a hostile server's answer may be invalid UTF-8, not JSON, or
+    nested deeply enough to exhaust the parser's recursion limit.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

@@ -8,10 +8,10 @@ else's users would otherwise be believed.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 
 from matrixrtc_auth.matrix.federation import FederationClient, FederationError
+from matrixrtc_auth.matrix.http import json_object
 from matrixrtc_auth.matrix.servername import ServerName
 
 USERINFO_PATH = "/_matrix/federation/v1/openid/userinfo"
@@ -53,7 +53,7 @@ class OpenIDVerifier:
         except TimeoutError:
             raise VerificationFailed(f"no answer within {VERIFY_DEADLINE:g}s") from None
 
-        document = _json_object(body)
+        document = json_object(body)
         if status != 200:
             errcode = document.get("errcode") if document else None
             detail = f" {errcode}" if isinstance(errcode, str) else ""
@@ -78,11 +78,3 @@ def check_user_id(user_id: str, server_name: str) -> None:
         raise VerificationFailed(
             f"homeserver vouched for a user of another server ({domain[:100]!r})"
         )
-
-
-def _json_object(body: bytes) -> dict[str, object] | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None

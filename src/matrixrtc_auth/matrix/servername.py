@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 MAX_SERVER_NAME_LENGTH = 255
+MAX_LABEL_LENGTH = 63
 
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9.-]{1,255}$")
 _IPV4_SHAPE_RE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
@@ -63,6 +64,10 @@ def parse_server_name(value: str) -> ServerName:
         return ServerName(value, host, port, is_ip=True)
     if not _HOSTNAME_RE.fullmatch(host):
         raise InvalidServerName("bad hostname")
+    # DNS itself refuses empty labels and labels over 63 characters; refusing them
+    # here keeps such names from ever reaching a resolver.
+    if any(not 0 < len(label) <= MAX_LABEL_LENGTH for label in host.split(".")):
+        raise InvalidServerName("bad hostname label")
     return ServerName(value, host, port, is_ip=False)
 
 

@@ -22,7 +22,6 @@ steps; each step has a fresh nonce. Every failure raises
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -39,6 +38,7 @@ from matrixrtc_auth.keys import (
 )
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.federation import FederationClient, FederationError
+from matrixrtc_auth.matrix.http import json_object
 from matrixrtc_auth.matrix.openid import VerificationFailed, check_user_id
 from matrixrtc_auth.matrix.servername import InvalidServerName, ServerName, parse_server_name
 from matrixrtc_auth.verification import V2Settings
@@ -118,7 +118,7 @@ class V2Verifier:
         except FederationError as exc:
             raise VerificationFailed(f"V2 {name}: {exc.cause}") from None
 
-        document = _json_object(raw)
+        document = json_object(raw)
         if status != 200:
             errcode = document.get("errcode") if document else None
             detail = f" {errcode}" if isinstance(errcode, str) else ""
@@ -177,14 +177,6 @@ def _verified_user(answer: dict[str, Any], server: ServerName) -> str:
         shown = str(answer["device_validity"])[:40]
         raise VerificationFailed(f"V2 {name}: device_validity check failed ({shown!r})")
     return user_id
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
 
 
 async def run_self_test(verifier: V2Verifier, server_name: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import re
 import time
@@ -24,7 +23,7 @@ from matrixrtc_auth.matrix.discovery import (
     WELL_KNOWN_MAX_TTL,
     WellKnownAnswer,
 )
-from matrixrtc_auth.matrix.http import BodyTooLarge, read_capped
+from matrixrtc_auth.matrix.http import BodyTooLarge, json_object, read_capped
 from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
 log = logging.getLogger(__name__)
@@ -75,13 +74,13 @@ class HttpWellKnownFetcher:
                 else (type(exc).__name__)
             )
             return self._failed(hostname, cause)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # ValueError: a name the IDNA codec refuses, or a malformed Location.
             return self._failed(hostname, type(exc).__name__)
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return self._failed(hostname, "not JSON")
-        server = document.get("m.server") if isinstance(document, dict) else None
+        document = json_object(body)
+        if document is None:
+            return self._failed(hostname, "not a JSON object")
+        server = document.get("m.server")
         if not isinstance(server, str) or not server:
             return self._failed(hostname, "no m.server")
         log.debug("well-known delegation", extra=fields(server_name=hostname, cause=server))

@@ -40,11 +40,13 @@ MAX_PARTICIPANTS = 0
 class SfuError(Exception):
     """The SFU could not be reached or refused the call; ``cause`` says which."""
 
-    def __init__(self, cause: str, *, not_found: bool = False) -> None:
+    def __init__(self, cause: str, *, not_found: bool = False, refused: bool = False) -> None:
         super().__init__(cause)
         self.cause = cause
         # The SFU answered that the room or participant does not exist.
         self.not_found = not_found
+        # The SFU answered a 4xx: asking again will not help.
+        self.refused = refused
 
 
 class SfuRooms:
@@ -88,8 +90,10 @@ class SfuRooms:
         try:
             await self._call("CreateRoom", self._api.room.create_room(request))
         except SfuError as first:
+            if first.refused:
+                raise
             # A pooled connection the SFU already closed fails the first attempt;
-            # aiohttp drops it, so the retry goes out on a fresh one.
+            # aiohttp drops it, so the retry goes out on another connection.
             log.info(
                 "CreateRoom failed, retrying once", extra=fields(room=alias, cause=first.cause)
             )
@@ -136,7 +140,9 @@ class SfuRooms:
             not_found = exc.status == 404 or exc.code == api.ServerErrorCode.NOT_FOUND
             outcome = "not_found" if not_found else "error"
             raise SfuError(
-                f"{method}: SFU answered {exc.status} {exc.code}", not_found=not_found
+                f"{method}: SFU answered {exc.status} {exc.code}",
+                not_found=not_found,
+                refused=400 <= exc.status < 500,
             ) from None
         except aiohttp.ClientError as exc:
             raise SfuError(f"{method}: {type(exc).__name__}: {_describe(exc)}") from None

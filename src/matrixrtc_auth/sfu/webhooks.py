@@ -15,11 +15,7 @@ from livekit.protocol.models import DisconnectReason
 
 from matrixrtc_auth.delegation.fsm import Signal
 
-_SIGNALS = {
-    "participant_joined": Signal.JOINED,
-    "participant_left": Signal.LEFT,
-    "participant_connection_aborted": Signal.CONNECTION_ABORTED,
-}
+_EVENTS = frozenset({"participant_joined", "participant_left", "participant_connection_aborted"})
 
 
 class WebhookRefused(Exception):
@@ -61,14 +57,20 @@ class WebhookVerifier:
         # protobuf errors for a bad body: any of them means "not acted on".
         except Exception as exc:
             raise WebhookRefused(f"verification failed: {type(exc).__name__}") from None
-        signal = _SIGNALS.get(event.event)
-        if signal is None or not event.room.name or not event.participant.identity:
+        if event.event not in _EVENTS or not event.room.name or not event.participant.identity:
             return None
-        reason = event.participant.disconnect_reason
+        intentional = event.participant.disconnect_reason == DisconnectReason.CLIENT_INITIATED
+        if event.event == "participant_joined":
+            signal = Signal.JOINED
+        elif event.event == "participant_left" and intentional:
+            signal = Signal.LEFT
+        else:
+            # PROTOCOL.md 2.5: a disconnect the client did not ask for is an abort.
+            signal = Signal.CONNECTION_ABORTED
         return ParticipantEvent(
             event=event.event,
             room=event.room.name,
             identity=event.participant.identity,
             signal=signal,
-            intentional=reason == DisconnectReason.CLIENT_INITIATED,
+            intentional=intentional,
         )
