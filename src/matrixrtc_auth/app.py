@@ -1,9 +1,10 @@
 """Assembles the aiohttp application and serves it until SIGTERM or SIGINT.
 
 ``build_app`` wires routes, middleware and, in a cleanup context, the
-long-lived clients: one session for federation requests, one for plain HTTPS
-lookups (well-known), one for the SFU, and Redis when configured. They live as
-long as the application so that connections stay pooled across requests.
+long-lived clients: one session for federation requests, one for the other
+calls to homeservers (well-known lookups, delayed-event restarts and sends), one
+for the SFU, and Redis when configured. They live as long as the application so
+that connections stay pooled across requests.
 """
 
 from __future__ import annotations

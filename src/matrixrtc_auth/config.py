@@ -201,6 +201,12 @@ def mask_url_password(url: str) -> str:
 _SECRET_QUERY_NAMES = frozenset({"password", "username"})
 
 
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1].strip()
+    return value
+
+
 def clean_value(raw: str) -> str:
     """Undoes the usual damage: whitespace, newlines, matching quotes, HTML entities."""
     value = raw
@@ -435,7 +441,9 @@ class _Parser:
             if not line or line.startswith("#"):
                 continue
             key, sep, secret = line.partition(":")
-            key, secret = clean_value(key), clean_value(secret)
+            # The file is YAML-like: quotes may wrap a value; nothing else is undone
+            # (a secret may well contain "&amp;").
+            key, secret = _unquote(key.strip()), _unquote(secret.strip())
             if not sep or not key or not secret:
                 break
             return key, secret

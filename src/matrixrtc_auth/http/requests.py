@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from matrixrtc_auth.errors import BadJson, NotJson
-from matrixrtc_auth.matrix.servername import InvalidServerName, ServerName, parse_server_name
+from matrixrtc_auth.matrix.servername import (
+    MAX_SERVER_NAME_LENGTH,
+    InvalidServerName,
+    ServerName,
+    parse_server_name,
+)
 from matrixrtc_auth.sfu.naming import LEGACY_SLOT_ID
 
 MAX_NAME_LENGTH = 255
 MAX_ACCESS_TOKEN_LENGTH = 1024
-MAX_SERVER_NAME_LENGTH = 255
 MAX_DELAY_TIMEOUT_MS = 7 * 24 * 3600 * 1000
 # Restarts run every 80 % of the delay: a tiny delay would make a job spin.
 MIN_DELAY_TIMEOUT_MS = 1000
@@ -31,8 +35,8 @@ _DEVICE_ID = re.compile(r"^[A-Za-z0-9+/=_.-]{1,255}$")
 
 @dataclass(frozen=True)
 class OpenIDToken:
-    access_token: str = ""
-    server: ServerName | None = None
+    access_token: str
+    server: ServerName
 
     def __repr__(self) -> str:
         return f"OpenIDToken(server={self.server!r}, access_token=***)"
@@ -59,7 +63,6 @@ class JoinRequest:
 
     @property
     def server(self) -> ServerName:
-        assert self.openid.server is not None
         return self.openid.server
 
     @property
