@@ -15,9 +15,14 @@ import aiohttp
 
 from matrixrtc_auth.cache import SharedTtlCache
 from matrixrtc_auth.logs import fields
-from matrixrtc_auth.matrix.http import BodyTooLarge, json_object, read_capped
+from matrixrtc_auth.matrix.http import (
+    REQUEST_FAILURES,
+    describe_failure,
+    json_object,
+    read_capped,
+)
 from matrixrtc_auth.matrix.servername import parse_server_name
-from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
+from matrixrtc_auth.netguard import NetworkGuard
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +74,8 @@ class CsApiResolver:
                 if resp.status != 200:
                     return self._missing(server_name, f"well-known answered {resp.status}")
                 body = await read_capped(resp, MAX_BYTES)
-        except (BlockedAddress, BodyTooLarge) as exc:
-            return self._missing(server_name, str(exc))
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, BlockedAddress):
-                return self._missing(server_name, str(exc.os_error))
-            return self._missing(server_name, type(exc).__name__)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            # ValueError: a name the IDNA codec refuses, or a malformed URL.
-            return self._missing(server_name, type(exc).__name__)
+        except REQUEST_FAILURES as exc:
+            return self._missing(server_name, describe_failure(exc))
         document = json_object(body)
         homeserver = document.get("m.homeserver") if document else None
         url = homeserver.get("base_url") if isinstance(homeserver, dict) else None

@@ -15,9 +15,14 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from matrixrtc_auth.matrix.http import BodyTooLarge, json_object, read_capped
+from matrixrtc_auth.matrix.http import (
+    REQUEST_FAILURES,
+    describe_failure,
+    json_object,
+    read_capped,
+)
 from matrixrtc_auth.metrics import DELAYED_EVENT_CALLS
-from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
+from matrixrtc_auth.netguard import NetworkGuard
 
 DELAYED_EVENTS_PATH = "/_matrix/client/unstable/org.matrix.msc4140/delayed_events"
 CALL_TIMEOUT = 5.0
@@ -70,18 +75,8 @@ class DelayedEventsClient:
             ) as resp:
                 body = await read_capped(resp, MAX_BODY_BYTES)
                 return classify(resp.status, resp.headers.get("Retry-After"), body)
-        except BlockedAddress as exc:
-            return CallResult(Outcome.RETRY, str(exc))
-        except BodyTooLarge:
-            return CallResult(Outcome.RETRY, "response too large")
-        except TimeoutError:
-            return CallResult(Outcome.RETRY, "timeout")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, BlockedAddress):
-                return CallResult(Outcome.RETRY, str(exc.os_error))
-            return CallResult(Outcome.RETRY, type(exc).__name__)
-        except aiohttp.ClientError as exc:
-            return CallResult(Outcome.RETRY, type(exc).__name__)
+        except REQUEST_FAILURES as exc:
+            return CallResult(Outcome.RETRY, describe_failure(exc))
 
 
 def classify(status: int, retry_after_header: str | None, body: bytes) -> CallResult:

@@ -7,9 +7,27 @@ from typing import Any
 
 import aiohttp
 
+from matrixrtc_auth.netguard import BlockedAddress
+
 
 class BodyTooLarge(Exception):
     """The response body is larger than the caller accepts."""
+
+
+# What can go wrong asking a homeserver something, short of getting an answer.
+# ValueError covers names the IDNA codec refuses and malformed URLs or Locations.
+REQUEST_FAILURES = (aiohttp.ClientError, TimeoutError, ValueError, BlockedAddress, BodyTooLarge)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short cause for the log line; never a URL (it may carry a token)."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
+        exc = exc.os_error
+    if isinstance(exc, (BlockedAddress, BodyTooLarge)):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return type(exc).__name__
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -23,7 +23,12 @@ from matrixrtc_auth.matrix.discovery import (
     WELL_KNOWN_MAX_TTL,
     WellKnownAnswer,
 )
-from matrixrtc_auth.matrix.http import BodyTooLarge, json_object, read_capped
+from matrixrtc_auth.matrix.http import (
+    REQUEST_FAILURES,
+    describe_failure,
+    json_object,
+    read_capped,
+)
 from matrixrtc_auth.netguard import BlockedAddress, NetworkGuard
 
 log = logging.getLogger(__name__)
@@ -65,18 +70,8 @@ class HttpWellKnownFetcher:
                 body, ttl = await self._get(URL(f"https://{authority}{WELL_KNOWN_PATH}"))
         except _Unusable as exc:
             return self._failed(hostname, str(exc))
-        except BodyTooLarge:
-            return self._failed(hostname, "body too large")
-        except aiohttp.ClientConnectorError as exc:
-            cause = (
-                str(exc.os_error)
-                if isinstance(exc.os_error, BlockedAddress)
-                else (type(exc).__name__)
-            )
-            return self._failed(hostname, cause)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            # ValueError: a name the IDNA codec refuses, or a malformed Location.
-            return self._failed(hostname, type(exc).__name__)
+        except REQUEST_FAILURES as exc:
+            return self._failed(hostname, describe_failure(exc))
         document = json_object(body)
         if document is None:
             return self._failed(hostname, "not a JSON object")
