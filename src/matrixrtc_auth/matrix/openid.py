@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from matrixrtc_auth.matrix.federation import FederationClient, FederationError
 from matrixrtc_auth.matrix.http import json_object
@@ -55,9 +56,7 @@ class OpenIDVerifier:
 
         document = json_object(body)
         if status != 200:
-            errcode = document.get("errcode") if document else None
-            detail = f" {errcode}" if isinstance(errcode, str) else ""
-            raise VerificationFailed(f"homeserver answered {status}{detail}")
+            raise VerificationFailed(answered(status, document))
         if document is None:
             raise VerificationFailed("homeserver answer is not a JSON object")
         user_id = document.get("sub")
@@ -65,6 +64,13 @@ class OpenIDVerifier:
             raise VerificationFailed("homeserver answer has no 'sub'")
         check_user_id(user_id, server.original)
         return user_id
+
+
+def answered(status: int, document: dict[str, Any] | None) -> str:
+    """``homeserver answered 401 M_UNKNOWN_TOKEN``: the status, and the errcode if any."""
+    errcode = document.get("errcode") if document else None
+    detail = f" {errcode[:64]}" if isinstance(errcode, str) else ""
+    return f"homeserver answered {status}{detail}"
 
 
 def check_user_id(user_id: str, server_name: str) -> None:

@@ -39,7 +39,7 @@ from matrixrtc_auth.keys import (
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.matrix.federation import FederationClient, FederationError
 from matrixrtc_auth.matrix.http import json_object
-from matrixrtc_auth.matrix.openid import VerificationFailed, check_user_id
+from matrixrtc_auth.matrix.openid import VerificationFailed, answered, check_user_id
 from matrixrtc_auth.matrix.servername import InvalidServerName, ServerName, parse_server_name
 from matrixrtc_auth.verification import V2Settings
 
@@ -120,9 +120,7 @@ class V2Verifier:
 
         document = json_object(raw)
         if status != 200:
-            errcode = document.get("errcode") if document else None
-            detail = f" {errcode}" if isinstance(errcode, str) else ""
-            raise VerificationFailed(f"V2 {name}: homeserver answered {status}{detail}")
+            raise VerificationFailed(f"V2 {name}: {answered(status, document)}")
         answer = document.get("payload") if document else None
         signature = document.get("signature") if document else None
         if not isinstance(answer, dict) or not isinstance(signature, str):
