@@ -20,7 +20,7 @@ LiveKitIdentity = NewType("LiveKitIdentity", str)
 LEGACY_SLOT_ID = "m.call#ROOM"
 
 # In a Python str every remaining surrogate is a lone one (pairs are decoded into
-# one code point); JSON.stringify writes those as \uXXXX escapes.
+# one code point); JSON.stringify writes each as a \u escape of four hex digits.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
