@@ -13,7 +13,8 @@ RUN pip install . \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin matrixrtc
 
 USER matrixrtc
-ENV LIVEKIT_JWT_BIND=:8080
+# The service listens on :8080 unless LIVEKIT_JWT_BIND (or the older LIVEKIT_JWT_PORT) says
+# otherwise; neither is set here, so either may be passed to the container.
 EXPOSE 8080
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

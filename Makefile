@@ -8,7 +8,7 @@ VENV ?= .venv
 SYNAPSE_VENV ?= .venv-synapse
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: run test lint typecheck pytest bench install install-test system-deps clean
+.PHONY: run doctor test lint typecheck pytest bench install install-test system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	scripts/ensure-venv-support $(PYTHON)
@@ -37,6 +37,10 @@ system-deps:
 
 run: install
 	scripts/run-dev $(VENV)/bin/matrixrtc-auth
+
+# The doctor with exactly the environment `make run` gives the service.
+doctor: install
+	scripts/run-dev $(VENV)/bin/matrixrtc-auth doctor
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench

@@ -64,14 +64,17 @@ RESOLVER_THREADS = 64
 REDIS_TIMEOUT = 3.0
 USER_AGENT = f"matrixrtc-auth/{__version__}"
 
-# (path, handler) for each token endpoint, aliases included.
-_TOKEN_ROUTES = (
+# (path, handler) for each POST endpoint.
+_POST_ROUTES = (
     ("/sfu/get", handlers.handle_sfu_get),
-    ("/livekit/jwt/sfu/get", handlers.handle_sfu_get),
     ("/get_token", handlers.handle_get_token),
     ("/delegate_delayed_leave", handlers.handle_delegate_delayed_leave),
+    ("/sfu_webhook", handlers.handle_sfu_webhook),
 )
-_HEALTH_ROUTES = ("/healthz", "/livekit/healthz")
+# Every endpoint also answers under this prefix, for proxies that cannot strip it
+# (the seed had /livekit/jwt/sfu/get); /livekit/healthz is the seed's own alias.
+ALIAS_PREFIX = "/livekit/jwt"
+_HEALTH_ROUTES = ("/healthz", f"{ALIAS_PREFIX}/healthz", "/livekit/healthz")
 
 
 class StartupError(Exception):
@@ -86,11 +89,10 @@ def build_app(config: Config) -> web.Application:
     app[TRUSTED_PROXIES] = config.trusted_proxies
     app[SHUTTING_DOWN] = asyncio.Event()
     app[WEBHOOKS] = WebhookVerifier(config.livekit_key, config.livekit_secret)
-    for path, handler in _TOKEN_ROUTES:
-        app.router.add_post(path, handler)
-        app.router.add_route("OPTIONS", path, handlers.handle_preflight)
-    app.router.add_post("/sfu_webhook", handlers.handle_sfu_webhook)
-    app.router.add_route("OPTIONS", "/sfu_webhook", handlers.handle_preflight)
+    for path, handler in _POST_ROUTES:
+        for prefixed in (path, ALIAS_PREFIX + path):
+            app.router.add_post(prefixed, handler)
+            app.router.add_route("OPTIONS", prefixed, handlers.handle_preflight)
     for path in _HEALTH_ROUTES:
         app.router.add_get(path, handlers.handle_healthz)  # HEAD comes with GET
     app.on_response_prepare.append(add_cors_headers)
@@ -274,7 +276,8 @@ async def serve(config: Config) -> int:
 
     server = runner.server
     assert server is not None
-    where = f"{config.bind_host or '*'}:{config.bind_port}"
+    host = config.bind_host or "*"
+    where = f"[{host}]:{config.bind_port}" if ":" in host else f"{host}:{config.bind_port}"
     try:
         listener = await loop.create_server(
             lambda: make_protocol(server, loop),

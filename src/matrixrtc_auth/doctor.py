@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from matrixrtc_auth.config import Config, ConfigError, mask_url_password
 from matrixrtc_auth.matrix.discovery import ServerDiscovery
 from matrixrtc_auth.matrix.federation import FederationClient, FederationError
+from matrixrtc_auth.matrix.http import describe_failure
 from matrixrtc_auth.matrix.servername import parse_server_name
 from matrixrtc_auth.matrix.srv import DnsSrvResolver
 from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher
@@ -108,7 +109,7 @@ class Doctor:
                 self.add(
                     "livekit",
                     False,
-                    f"cannot reach {config.livekit_url}: {type(exc).__name__}",
+                    f"cannot reach {config.livekit_url}: {describe_failure(exc)}",
                     "check LIVEKIT_URL and that the SFU runs and is reachable from here",
                 )
                 return
@@ -116,7 +117,7 @@ class Doctor:
             "livekit",
             True,
             f"{config.livekit_url} accepts the API key "
-            f"{config.livekit_key} ({len(response.rooms)} rooms)",
+            f"{config.livekit_key} ({_count(len(response.rooms), 'room')})",
         )
 
     async def check_homeserver(
@@ -136,7 +137,10 @@ class Doctor:
                 f"federation {server}",
                 False,
                 exc.cause,
-                "the service reaches homeservers like other homeservers do: publish "
+                "the certificate must chain to the system trust store or to SSL_CERT_FILE "
+                "(for a private CA)"
+                if "certificate" in exc.cause or "TLS" in exc.cause
+                else "the service reaches homeservers like other homeservers do: publish "
                 "/.well-known/matrix/server or an SRV record, or open port 8448, with a "
                 "certificate valid for the server name",
             )
@@ -161,8 +165,9 @@ class Doctor:
             self.add(
                 check,
                 False,
-                f"cannot read {url}: {type(exc).__name__}",
-                "serve /.well-known/matrix/client over HTTPS",
+                f"cannot read {url}: {describe_failure(exc)}",
+                "clients look for it on port 443 of the server name's host (its port is not "
+                "used): serve /.well-known/matrix/client there over HTTPS",
             )
             return
         foci = document.get(FOCI_KEY) if isinstance(document, dict) else None
@@ -232,6 +237,10 @@ class Doctor:
             await client.aclose()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def run_doctor(env: Mapping[str, str], *, as_json: bool, well_known_port: int = 443) -> int:
     # The configuration check reports a short secret itself; PyJWT would repeat it.
     warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
@@ -243,7 +252,9 @@ def run_doctor(env: Mapping[str, str], *, as_json: bool, well_known_port: int = 
     else:
         notes = config.warnings
         doctor = Doctor(config, well_known_port=well_known_port)
-        doctor.add("configuration", True, f"valid, {len(notes)} warnings" if notes else "valid")
+        doctor.add(
+            "configuration", True, f"valid, {_count(len(notes), 'warning')}" if notes else "valid"
+        )
         asyncio.run(doctor.run())
         checks = doctor.checks
     ok = all(check.ok for check in checks)

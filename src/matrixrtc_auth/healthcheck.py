@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from matrixrtc_auth.config import ConfigError, listen_address
 
@@ -69,9 +69,17 @@ def _exchange(url: str, timeout: float) -> tuple[bool, str]:
     return True, "healthy"
 
 
+def health_url(url: str) -> str:
+    """``url`` itself if it names /healthz, else /healthz under it (a proxied prefix)."""
+    parts = urlsplit(url)
+    if parts.path.endswith("/healthz"):
+        return url
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/healthz"))
+
+
 def run_healthcheck(url: str | None, env: Mapping[str, str]) -> int:
     try:
-        target = url or default_url(env)
+        target = health_url(url) if url else default_url(env)
     except ConfigError as exc:
         print(f"matrixrtc-auth healthcheck: {exc}", file=sys.stderr)
         return 1

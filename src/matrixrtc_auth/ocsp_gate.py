@@ -165,7 +165,10 @@ class StapleGate:
             probe = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._probe, peer, port, name, self._cafile
             )
-        except (OSError, SSL.Error, ValueError) as exc:
+        # Any failure of the probe itself (network, TLS, or the library refusing to
+        # run, e.g. cffi callbacks under a W^X sandbox) is "could not check", never
+        # a 500: it refuses the homeserver only when stapling is required.
+        except Exception as exc:
             cause = f"the OCSP probe handshake failed ({type(exc).__name__})"
             log.warning(
                 "cannot check OCSP stapling",

@@ -112,6 +112,12 @@ class ThreadedServer:
             return
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        if not thread.is_alive():
+            # Closing a transport only schedules the socket's release; run the loop a
+            # little longer here so that every connection is really closed before the
+            # loop goes (otherwise its sockets surface later as ResourceWarnings).
+            loop.run_until_complete(asyncio.sleep(0.05))
+            loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         self._loop = None
         self._thread = None

@@ -108,7 +108,8 @@ def _error_response(
         response.force_close()
     if not logged:
         # Refusals are the client's or a remote server's doing: WARNING, not ERROR.
-        level = logging.DEBUG if error.status in (404, 405) else logging.WARNING
+        # Unknown paths and wrong methods are what scanners send all day: DEBUG.
+        level = logging.DEBUG if error.errcode == "M_UNRECOGNIZED" else logging.WARNING
         log.log(
             level,
             "request refused",

@@ -21,12 +21,17 @@ REQUEST_FAILURES = (aiohttp.ClientError, TimeoutError, ValueError, BlockedAddres
 
 def describe_failure(exc: BaseException) -> str:
     """A short cause for the log line; never a URL (it may carry a token)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", None) or "invalid"
+        return f"TLS certificate rejected: {reason}"
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
         exc = exc.os_error
     if isinstance(exc, (BlockedAddress, BodyTooLarge)):
         return str(exc)
     if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.strerror:
+        return f"cannot connect: {exc.os_error.strerror}"
     return type(exc).__name__
 
 
