@@ -31,6 +31,18 @@ def test_failing_homeserver_is_logged_with_its_status(stack: Stack) -> None:
     wait_for_line(service, lambda line: is_warning(line) and "502" in line)
 
 
+def test_restricted_user_asking_for_a_missing_room_is_logged_as_a_warning(
+    stack: Stack,
+) -> None:
+    service = stack.start(LIVEKIT_FULL_ACCESS_HOMESERVERS="other.example")
+    user_id, token = stack.login("alice")
+    reply = post_json(service, "/sfu/get", sfu_get_body(token, stack.homeserver.server_name))
+    assert reply.status == 404
+    wait_for_line(
+        service, lambda line: is_warning(line) and "missing room" in line and user_id in line
+    )
+
+
 def test_issued_token_is_logged_with_matrix_user(stack: Stack) -> None:
     service = stack.start()
     user_id, token = stack.login("alice")

@@ -12,6 +12,7 @@ from tests.blackbox.helpers import (
     LEGACY_SLOT,
     Stack,
     assert_member_token,
+    call,
     get_token_body,
     js_stringify,
     load_vectors,
@@ -226,6 +227,17 @@ def test_alias_path_issues_legacy_token(stack: Stack) -> None:
     assert reply.status == 200, reply.body
     assert reply.json()["url"] == stack.sfu.url
     assert room_alias("!room:example.com") in stack.sfu.room_names()
+
+
+def test_prefixed_paths_serve_current_clients_too(stack: Stack) -> None:
+    service = stack.start()
+    user_id, token = stack.login("alice")
+    body = get_token_body(token, stack.homeserver.server_name, user_id)
+    reply = post_json(service, "/livekit/jwt/get_token", body)
+    assert reply.status == 200, reply.body
+    assert call(service, "GET", "/livekit/jwt/healthz").status == 200
+    # A webhook without a signature is refused there as at the root: the route exists.
+    assert post_json(service, "/livekit/jwt/sfu_webhook", {}).status == 401
 
 
 def test_extra_fields_in_request_are_ignored(stack: Stack) -> None:
