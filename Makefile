@@ -5,7 +5,7 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-SYNAPSE_VENV ?= .venv-synapse
+SYNAPSE_VENV ?= $(VENV)/synapse
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
 .PHONY: run doctor test lint typecheck pytest bench install install-test system-deps clean
@@ -59,4 +59,4 @@ bench: install-test
 	$(VENV)/bin/python -m bench.load $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(SYNAPSE_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

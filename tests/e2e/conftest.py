@@ -14,7 +14,7 @@
   ``synapse.startup_seconds``, ``synapse.log_tail()``.
 
 Synapse runs with the interpreter named by ``$MATRIXRTC_TEST_SYNAPSE_PYTHON``
-(``make pytest`` sets it), else ``<repo>/.venv-synapse/bin/python``. When it
+(``make pytest`` sets it), else ``<repo>/.venv/synapse/bin/python``. When it
 cannot be started the fixture raises, so every test using it errors: these
 tests are never skipped.
 

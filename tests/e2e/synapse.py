@@ -83,12 +83,12 @@ class SynapseUser:
 def synapse_python() -> Path:
     """The interpreter to run Synapse with: ``$MATRIXRTC_TEST_SYNAPSE_PYTHON`` or the repo venv."""
     configured = os.environ.get(SYNAPSE_PYTHON_ENV)
-    python = Path(configured) if configured else _REPO_ROOT / ".venv-synapse" / "bin" / "python"
+    python = Path(configured) if configured else _REPO_ROOT / ".venv" / "synapse" / "bin" / "python"
     if not python.is_file():
         source = f"${SYNAPSE_PYTHON_ENV}" if configured else "the default location"
         raise SynapseStartError(
             f"no Python interpreter for Synapse at {python} (from {source}); "
-            "run `make install-test` to create .venv-synapse, or point "
+            "run `make install-test` to create .venv/synapse, or point "
             f"{SYNAPSE_PYTHON_ENV} at a Python that has matrix-synapse installed"
         )
     return python
