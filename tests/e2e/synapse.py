@@ -83,7 +83,8 @@ class SynapseUser:
 def synapse_python() -> Path:
     """The interpreter to run Synapse with: ``$MATRIXRTC_TEST_SYNAPSE_PYTHON`` or the repo venv."""
     configured = os.environ.get(SYNAPSE_PYTHON_ENV)
-    python = Path(configured) if configured else _REPO_ROOT / ".venv" / "synapse" / "bin" / "python"
+    default = _REPO_ROOT / ".venv" / "synapse" / "bin" / "python"
+    python = Path(configured) if configured else default
     if not python.is_file():
         source = f"${SYNAPSE_PYTHON_ENV}" if configured else "the default location"
         raise SynapseStartError(
