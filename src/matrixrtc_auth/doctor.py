@@ -25,7 +25,12 @@ from redis.exceptions import RedisError
 from matrixrtc_auth.config import Config, ConfigError, mask_url_password
 from matrixrtc_auth.matrix.discovery import ServerDiscovery
 from matrixrtc_auth.matrix.federation import FederationClient, FederationError
-from matrixrtc_auth.matrix.http import describe_failure
+from matrixrtc_auth.matrix.http import (
+    REQUEST_FAILURES,
+    describe_failure,
+    json_object,
+    read_capped,
+)
 from matrixrtc_auth.matrix.servername import parse_server_name
 from matrixrtc_auth.matrix.srv import DnsSrvResolver
 from matrixrtc_auth.matrix.wellknown import HttpWellKnownFetcher
@@ -33,6 +38,8 @@ from matrixrtc_auth.netguard import NetworkGuard
 from matrixrtc_auth.tls import client_ssl_context
 
 TIMEOUT = 5.0
+# What the doctor reads from a well-known or a focus: small JSON documents.
+MAX_BODY_BYTES = 64 * 1024
 FOCI_KEY = "org.matrix.msc4143.rtc_foci"
 
 
@@ -160,8 +167,12 @@ class Doctor:
         check = f"rtc focus {server}"
         try:
             async with session.get(url, allow_redirects=False) as resp:
-                document = await resp.json(content_type=None) if resp.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                document = (
+                    json_object(await read_capped(resp, MAX_BODY_BYTES))
+                    if resp.status == 200
+                    else None
+                )
+        except REQUEST_FAILURES as exc:
             self.add(
                 check,
                 False,
@@ -210,11 +221,11 @@ class Doctor:
                 if resp.status != 200:
                     return f"answers {resp.status} on /healthz"
             async with session.post(f"{focus}/get_token", data=b"{}") as resp:
-                body = await resp.json(content_type=None)
+                body = json_object(await read_capped(resp, MAX_BODY_BYTES)) or {}
                 if resp.status != 400 or body.get("errcode") != "M_BAD_JSON":
                     return "does not answer /get_token like matrixrtc-auth"
-        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
-            return f"is not reachable: {type(exc).__name__}"
+        except REQUEST_FAILURES as exc:
+            return f"is not reachable: {describe_failure(exc)}"
         return None
 
     async def check_redis(self) -> None:

@@ -22,6 +22,7 @@ from livekit.protocol.room import (
     RoomParticipantIdentity,
 )
 
+from matrixrtc_auth.cache import SharedTtlCache
 from matrixrtc_auth.logs import fields
 from matrixrtc_auth.metrics import SFU_CALLS, SFU_LATENCY
 from matrixrtc_auth.sfu.naming import LiveKitIdentity, LiveKitRoomAlias
@@ -65,7 +66,8 @@ class SfuRooms:
         # back to LIVEKIT_API_* variables, a second configuration source.
         self._api = api.LiveKitAPI(url, api_key, api_secret, session=session, failover=False)
         self._timeout = timeout
-        self._creating: dict[LiveKitRoomAlias, asyncio.Task[None]] = {}
+        # Only shares calls in flight: a TTL of 0 keeps nothing once CreateRoom answered.
+        self._creating: SharedTtlCache[LiveKitRoomAlias, None] = SharedTtlCache()
 
     async def ensure_room(self, alias: LiveKitRoomAlias) -> None:
         """Creates the room unless it exists (CreateRoom is idempotent); one retry.
@@ -73,12 +75,11 @@ class SfuRooms:
         Concurrent calls for one room share a single CreateRoom: when a meeting
         starts, everybody asks at once.
         """
-        task = self._creating.get(alias)
-        if task is None:
-            task = asyncio.create_task(self._create(alias))
-            self._creating[alias] = task
-            task.add_done_callback(lambda _: self._creating.pop(alias, None))
-        await asyncio.shield(task)
+        await self._creating.get(alias, lambda: self._create_once(alias))
+
+    async def _create_once(self, alias: LiveKitRoomAlias) -> tuple[None, float]:
+        await self._create(alias)
+        return None, 0.0
 
     async def _create(self, alias: LiveKitRoomAlias) -> None:
         request = CreateRoomRequest(
